@@ -1,0 +1,213 @@
+//! Typed async proxies over zlink connections.
+//!
+//! Every method returns `zlink::Result<Result<T, E>>`: the outer result is the transport (and
+//! `org.varlink.service` errors, which zlink reports there), the inner one the peer's
+//! interface error.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use berth_interfaces::client::MachineProxy;
+//! use berth_interfaces::machine::{ListRequest, MachineClass, RegisterRequest};
+//! let mut conn = zlink::tokio::unix::connect("/run/systemd/machine/io.systemd.Machine").await?;
+//! let request = RegisterRequest { name: "demo".into(), class: MachineClass::Container, ..Default::default() };
+//! conn.register(&request).await??;
+//! let machines = conn.list_all(&ListRequest::default()).await??;
+//! # Ok(()) }
+//! ```
+
+use std::fmt::Debug;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use zlink::{Call, Connection, connection::Socket};
+
+use crate::machine::{
+    KillRequest, ListRequest, MachineError, MachineInfo, MachineLookup, RegisterRequest,
+};
+use crate::service::{EnvironmentReply, ServiceError, SetLogLevelRequest};
+
+/// A method call on the wire: `{"method": …, "parameters": …}`.
+#[derive(Debug, Serialize)]
+struct MethodCall<'a, P> {
+    method: &'a str,
+    parameters: &'a P,
+}
+
+/// The empty reply `{}` of methods without outputs.
+#[derive(Debug, Default, Deserialize)]
+struct Empty {}
+
+/// No parameters: serializes as `{}`.
+#[derive(Debug, Serialize)]
+struct NoParameters {}
+
+/// Calls `method` once and decodes its single reply.
+///
+/// # Errors
+/// The outer error is the transport's (or an `org.varlink.service` error); the inner one is
+/// the interface error the peer replied with.
+pub async fn call<S, P, R, E>(
+    conn: &mut Connection<S>,
+    method: &str,
+    parameters: &P,
+) -> zlink::Result<Result<R, E>>
+where
+    S: Socket,
+    P: Serialize + Debug,
+    R: DeserializeOwned + Debug,
+    E: DeserializeOwned + Debug,
+{
+    let call = Call::new(MethodCall { method, parameters });
+    let (reply, _fds) = conn.call_method::<_, R, E>(&call, Vec::new()).await?;
+    match reply {
+        Ok(reply) => reply
+            .into_parameters()
+            .map(Ok)
+            .ok_or(zlink::Error::MissingParameters),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Calls `method` with `more` and collects every reply until the last one.
+///
+/// An error reply ends the stream; it is returned instead of the replies collected so far.
+///
+/// # Errors
+/// As [`call`].
+pub async fn call_more<S, P, R, E>(
+    conn: &mut Connection<S>,
+    method: &str,
+    parameters: &P,
+) -> zlink::Result<Result<Vec<R>, E>>
+where
+    S: Socket,
+    P: Serialize + Debug,
+    R: DeserializeOwned + Debug,
+    E: DeserializeOwned + Debug,
+{
+    let call = Call::new(MethodCall { method, parameters }).set_more(true);
+    conn.send_call(&call, Vec::new()).await?;
+    let mut replies = Vec::new();
+    loop {
+        let (reply, _fds) = conn.receive_reply::<R, E>().await?;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => return Ok(Err(e)),
+        };
+        let continues = reply.continues() == Some(true);
+        replies.push(reply.into_parameters().ok_or(zlink::Error::MissingParameters)?);
+        if !continues {
+            return Ok(Ok(replies));
+        }
+    }
+}
+
+async fn call_unit<S, P, E>(
+    conn: &mut Connection<S>,
+    method: &str,
+    parameters: &P,
+) -> zlink::Result<Result<(), E>>
+where
+    S: Socket,
+    P: Serialize + Debug,
+    E: DeserializeOwned + Debug,
+{
+    Ok(call::<S, P, Empty, E>(conn, method, parameters)
+        .await?
+        .map(|_| ()))
+}
+
+/// Client side of `io.systemd.Machine`.
+pub trait MachineProxy {
+    /// `Register`.
+    fn register(
+        &mut self,
+        request: &RegisterRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), MachineError>>>;
+    /// `Unregister`.
+    fn unregister(
+        &mut self,
+        lookup: &MachineLookup,
+    ) -> impl Future<Output = zlink::Result<Result<(), MachineError>>>;
+    /// `Terminate`.
+    fn terminate(
+        &mut self,
+        lookup: &MachineLookup,
+    ) -> impl Future<Output = zlink::Result<Result<(), MachineError>>>;
+    /// `Kill`.
+    fn kill(
+        &mut self,
+        request: &KillRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), MachineError>>>;
+    /// `List` of one machine (by name or PID), without `more`.
+    fn list(
+        &mut self,
+        request: &ListRequest,
+    ) -> impl Future<Output = zlink::Result<Result<MachineInfo, MachineError>>>;
+    /// `List` with `more`: every matching machine.
+    fn list_all(
+        &mut self,
+        request: &ListRequest,
+    ) -> impl Future<Output = zlink::Result<Result<Vec<MachineInfo>, MachineError>>>;
+}
+
+impl<S: Socket> MachineProxy for Connection<S> {
+    async fn register(&mut self, request: &RegisterRequest) -> zlink::Result<Result<(), MachineError>> {
+        call_unit(self, "io.systemd.Machine.Register", request).await
+    }
+
+    async fn unregister(&mut self, lookup: &MachineLookup) -> zlink::Result<Result<(), MachineError>> {
+        call_unit(self, "io.systemd.Machine.Unregister", lookup).await
+    }
+
+    async fn terminate(&mut self, lookup: &MachineLookup) -> zlink::Result<Result<(), MachineError>> {
+        call_unit(self, "io.systemd.Machine.Terminate", lookup).await
+    }
+
+    async fn kill(&mut self, request: &KillRequest) -> zlink::Result<Result<(), MachineError>> {
+        call_unit(self, "io.systemd.Machine.Kill", request).await
+    }
+
+    async fn list(
+        &mut self,
+        request: &ListRequest,
+    ) -> zlink::Result<Result<MachineInfo, MachineError>> {
+        call(self, "io.systemd.Machine.List", request).await
+    }
+
+    async fn list_all(
+        &mut self,
+        request: &ListRequest,
+    ) -> zlink::Result<Result<Vec<MachineInfo>, MachineError>> {
+        call_more(self, "io.systemd.Machine.List", request).await
+    }
+}
+
+/// Client side of `io.systemd.service`.
+pub trait ServiceProxy {
+    /// `Ping`.
+    fn ping(&mut self) -> impl Future<Output = zlink::Result<Result<(), ServiceError>>>;
+    /// `SetLogLevel`.
+    fn set_log_level(
+        &mut self,
+        level: i64,
+    ) -> impl Future<Output = zlink::Result<Result<(), ServiceError>>>;
+    /// `GetEnvironment`.
+    fn get_environment(
+        &mut self,
+    ) -> impl Future<Output = zlink::Result<Result<EnvironmentReply, ServiceError>>>;
+}
+
+impl<S: Socket> ServiceProxy for Connection<S> {
+    async fn ping(&mut self) -> zlink::Result<Result<(), ServiceError>> {
+        call_unit(self, "io.systemd.service.Ping", &NoParameters {}).await
+    }
+
+    async fn set_log_level(&mut self, level: i64) -> zlink::Result<Result<(), ServiceError>> {
+        let request = SetLogLevelRequest { level: Some(level) };
+        call_unit(self, "io.systemd.service.SetLogLevel", &request).await
+    }
+
+    async fn get_environment(&mut self) -> zlink::Result<Result<EnvironmentReply, ServiceError>> {
+        call(self, "io.systemd.service.GetEnvironment", &NoParameters {}).await
+    }
+}

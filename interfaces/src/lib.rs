@@ -1,0 +1,19 @@
+//! Berth's Varlink interfaces: the IDL files (the source of truth) and their Rust wire types.
+//!
+//! * [`idl`] holds the interface texts, verbatim from `idl/*.varlink`; services serve these
+//!   texts for introspection and validate every incoming call against them.
+//! * [`machine`] and [`service`] hold the serde types for the parameters, replies and errors,
+//!   named exactly like the IDL. Error enums list exactly the IDL error names.
+//! * [`client`] (feature `client`) has typed async proxies over zlink for tests and for the
+//!   services that call each other. The NSS module builds this crate without that feature, so
+//!   it links neither zlink nor an async runtime.
+#![forbid(unsafe_code)]
+
+mod errors;
+pub use errors::WireError;
+pub mod idl;
+pub mod machine;
+pub mod service;
+
+#[cfg(feature = "client")]
+pub mod client;

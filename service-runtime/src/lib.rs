@@ -1,0 +1,17 @@
+//! Shared plumbing of Berth's services, so that each service is only its own logic.
+//!
+//! * [`activation`]: listening sockets from `LISTEN_FDS`/`LISTEN_FDNAMES`, or bound by path
+//!   without ever stealing a live socket.
+//! * [`varlink`]: the Varlink server (one task per connection, IDL validation before dispatch,
+//!   `org.varlink.service` and `io.systemd.service` built in).
+//! * [`notify`]: sd-notify readiness, status, stopping, watchdog.
+//! * [`logging`]: tracing setup and runtime log level changes.
+//! * [`peer`]: credentials of a connected client.
+//! * [`sys`]: the only module with `unsafe` code, wrapping the few syscalls std and rustix lack.
+
+pub mod activation;
+pub mod logging;
+pub mod notify;
+pub mod peer;
+pub mod sys;
+pub mod varlink;

@@ -1,0 +1,227 @@
+//! Accepting connections: limits, one task per connection, shutdown.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::connection::serve_connection;
+use super::{InterfaceSet, Service, ServerError};
+use crate::logging::LogControl;
+use crate::peer::Peer;
+
+/// What `org.varlink.service.GetInfo` reports.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// Vendor.
+    pub vendor: String,
+    /// Product.
+    pub product: String,
+    /// Version.
+    pub version: String,
+    /// URL.
+    pub url: String,
+}
+
+impl ServerInfo {
+    /// Berth's info for the product `product` (e.g. "Berth machine registry").
+    pub fn berth(product: &str) -> Self {
+        Self {
+            vendor: "Berth".to_owned(),
+            product: product.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            url: "https://example.invalid/berth".to_owned(),
+        }
+    }
+}
+
+/// How a server is set up.
+#[derive(Debug)]
+pub struct ServerConfig {
+    /// `GetInfo` contents.
+    pub info: ServerInfo,
+    /// IDL texts of the interfaces served; `org.varlink.service` is always added.
+    pub interfaces: Vec<&'static str>,
+    /// Where `io.systemd.service.SetLogLevel` goes.
+    pub log: Option<LogControl>,
+    /// Most connections served at once (sd-varlink: 4096).
+    pub max_connections: usize,
+    /// Most connections of one UID at once (sd-varlink: 1024).
+    pub max_connections_per_uid: usize,
+    /// How long shutdown waits for connections to finish their current call.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// A configuration with sd-varlink's limits.
+    pub fn new(info: ServerInfo, interfaces: Vec<&'static str>) -> Self {
+        Self {
+            info,
+            interfaces,
+            log: None,
+            max_connections: 4096,
+            max_connections_per_uid: 1024,
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+pub(crate) struct Shared<S> {
+    pub(crate) service: S,
+    pub(crate) config: ServerConfig,
+    pub(crate) interfaces: InterfaceSet,
+    connections: Arc<Semaphore>,
+    per_uid: Mutex<HashMap<u32, usize>>,
+}
+
+/// A Varlink server for the service `S`.
+pub struct Server<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("interfaces", &self.shared.interfaces)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Service> Server<S> {
+    /// Builds a server; parses every interface text.
+    ///
+    /// # Errors
+    /// An interface text does not parse or is given twice.
+    pub fn new(service: S, config: ServerConfig) -> Result<Self, ServerError> {
+        let mut texts = config.interfaces.clone();
+        texts.push(berth_interfaces::idl::ORG_VARLINK_SERVICE);
+        let interfaces = InterfaceSet::new(&texts)?;
+        let connections = Arc::new(Semaphore::new(config.max_connections));
+        Ok(Self {
+            shared: Arc::new(Shared {
+                service,
+                config,
+                interfaces,
+                connections,
+                per_uid: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The service behind this server.
+    pub fn service(&self) -> &S {
+        &self.shared.service
+    }
+
+    /// Serves the listeners until `shutdown` completes, then lets every connection finish its
+    /// current call (up to the configured grace time) and returns.
+    pub async fn run(&self, listeners: Vec<UnixListener>, shutdown: impl Future<Output = ()>) {
+        let (stop, stopped) = watch::channel(false);
+        let accepting: Vec<_> = listeners
+            .into_iter()
+            .map(|listener| {
+                tokio::spawn(accept_loop(
+                    listener,
+                    Arc::clone(&self.shared),
+                    stopped.clone(),
+                ))
+            })
+            .collect();
+        shutdown.await;
+        let _ = stop.send(true);
+        for task in accepting {
+            let _ = task.await;
+        }
+        let all = u32::try_from(self.shared.config.max_connections).unwrap_or(u32::MAX);
+        let drained = self.shared.connections.acquire_many(all);
+        if tokio::time::timeout(self.shared.config.shutdown_grace, drained)
+            .await
+            .is_err()
+        {
+            tracing::warn!("Connections still busy at shutdown, closing them");
+        }
+    }
+}
+
+async fn accept_loop<S: Service>(
+    listener: UnixListener,
+    shared: Arc<Shared<S>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        match accepted {
+            Ok((stream, _)) => admit(stream, &shared, &stopped),
+            Err(error) => {
+                // Typically EMFILE: back off instead of spinning on a ready listener.
+                tracing::warn!(%error, "Accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Starts serving a new connection, unless a limit is reached (then it is closed at once, as
+/// sd-varlink does).
+fn admit<S: Service>(stream: UnixStream, shared: &Arc<Shared<S>>, stopped: &watch::Receiver<bool>) {
+    let peer = match Peer::of_socket(stream.as_fd()) {
+        Ok(peer) => Arc::new(peer),
+        Err(error) => {
+            tracing::debug!(%error, "No credentials for a new connection, refusing it");
+            return;
+        }
+    };
+    let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
+        tracing::warn!(uid = peer.uid, "Too many connections, refusing a new one");
+        return;
+    };
+    let Some(uid_slot) = UidSlot::take(shared, peer.uid) else {
+        tracing::warn!(uid = peer.uid, "Too many connections of this user, refusing a new one");
+        return;
+    };
+    let stopped = stopped.clone();
+    tokio::spawn(async move {
+        let shared = Arc::clone(&uid_slot.shared);
+        serve_connection(stream, peer, shared, stopped).await;
+        drop((permit, uid_slot));
+    });
+}
+
+/// One connection counted against its UID; released on drop.
+struct UidSlot<S> {
+    shared: Arc<Shared<S>>,
+    uid: u32,
+}
+
+impl<S> UidSlot<S> {
+    fn take(shared: &Arc<Shared<S>>, uid: u32) -> Option<Self> {
+        let mut per_uid = shared.per_uid.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = per_uid.entry(uid).or_insert(0);
+        if *count >= shared.config.max_connections_per_uid {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            shared: Arc::clone(shared),
+            uid,
+        })
+    }
+}
+
+impl<S> Drop for UidSlot<S> {
+    fn drop(&mut self) {
+        let mut per_uid = self.shared.per_uid.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = per_uid.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
