@@ -94,7 +94,11 @@ where
             Err(e) => return Ok(Err(e)),
         };
         let continues = reply.continues() == Some(true);
-        replies.push(reply.into_parameters().ok_or(zlink::Error::MissingParameters)?);
+        replies.push(
+            reply
+                .into_parameters()
+                .ok_or(zlink::Error::MissingParameters)?,
+        );
         if !continues {
             return Ok(Ok(replies));
         }
@@ -151,15 +155,24 @@ pub trait MachineProxy {
 }
 
 impl<S: Socket> MachineProxy for Connection<S> {
-    async fn register(&mut self, request: &RegisterRequest) -> zlink::Result<Result<(), MachineError>> {
+    async fn register(
+        &mut self,
+        request: &RegisterRequest,
+    ) -> zlink::Result<Result<(), MachineError>> {
         call_unit(self, "io.systemd.Machine.Register", request).await
     }
 
-    async fn unregister(&mut self, lookup: &MachineLookup) -> zlink::Result<Result<(), MachineError>> {
+    async fn unregister(
+        &mut self,
+        lookup: &MachineLookup,
+    ) -> zlink::Result<Result<(), MachineError>> {
         call_unit(self, "io.systemd.Machine.Unregister", lookup).await
     }
 
-    async fn terminate(&mut self, lookup: &MachineLookup) -> zlink::Result<Result<(), MachineError>> {
+    async fn terminate(
+        &mut self,
+        lookup: &MachineLookup,
+    ) -> zlink::Result<Result<(), MachineError>> {
         call_unit(self, "io.systemd.Machine.Terminate", lookup).await
     }
 

@@ -385,7 +385,8 @@ mod tests {
 
     #[test]
     fn signal_accepts_numbers_and_names() {
-        let k: KillRequest = serde_json::from_value(json!({"name":"a","signal":"SIGTERM"})).unwrap();
+        let k: KillRequest =
+            serde_json::from_value(json!({"name":"a","signal":"SIGTERM"})).unwrap();
         assert_eq!(k.signal, SignalSpec::Name("SIGTERM".into()));
         let k: KillRequest = serde_json::from_value(json!({"name":"a","signal":9})).unwrap();
         assert_eq!(k.signal, SignalSpec::Number(9));
@@ -393,7 +394,10 @@ mod tests {
 
     #[test]
     fn error_names_are_qualified_with_the_interface() {
-        assert_eq!(MachineError::NoUIDShift.name(), "io.systemd.Machine.NoUIDShift");
+        assert_eq!(
+            MachineError::NoUIDShift.name(),
+            "io.systemd.Machine.NoUIDShift"
+        );
         assert_eq!(MachineError::NoIPC.to_string(), "io.systemd.Machine.NoIPC");
     }
 }

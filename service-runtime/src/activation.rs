@@ -79,11 +79,7 @@ impl PassedSockets {
     /// The descriptor is not a listening AF_UNIX stream socket.
     pub fn take(&mut self, name: &str) -> Result<Option<UnixListener>, ActivationError> {
         let only_unnamed = self.fds.len() == 1 && matches!(self.fds[0].0.as_str(), UNNAMED | "");
-        let Some(index) = self
-            .fds
-            .iter()
-            .position(|(n, _)| n == name || only_unnamed)
-        else {
+        let Some(index) = self.fds.iter().position(|(n, _)| n == name || only_unnamed) else {
             return Ok(None);
         };
         let (name, fd) = self.fds.remove(index);
@@ -117,7 +113,9 @@ fn listener_from_fd(fd: OwnedFd, name: &str) -> Result<UnixListener, ActivationE
         return Err(not_a_listener());
     }
     let listener = std::os::unix::net::UnixListener::from(fd);
-    listener.set_nonblocking(true).map_err(|_| not_a_listener())?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|_| not_a_listener())?;
     UnixListener::from_std(listener).map_err(|_| not_a_listener())
 }
 

@@ -7,6 +7,10 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// The highest signal number Linux accepts (`_NSIG - 1`).
 pub const SIGNAL_MAX: i32 = 64;
@@ -146,6 +150,34 @@ pub fn userns_parent(userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     }
     // SAFETY: the kernel just created this descriptor for us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Registers a descriptor we own with the tokio reactor, to await its readiness.
+///
+/// # Errors
+/// The registration failed (e.g. the descriptor does not support epoll).
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn async_fd(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the `OwnedFd` moves into the `AsyncFd`, so the descriptor stays open and refers
+    // to the same file description for the `AsyncFd`'s whole life, and `as_raw_fd` never changes.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
+}
+
+/// Like [`async_fd`] for a descriptor shared through an `Arc` (e.g. a pidfd that a machine
+/// keeps for signalling while a task watches it).
+///
+/// # Errors
+/// As [`async_fd`].
+///
+/// # Panics
+/// Outside a tokio runtime.
+pub fn async_shared_fd(fd: Arc<OwnedFd>, interest: Interest) -> io::Result<AsyncFd<Arc<OwnedFd>>> {
+    // SAFETY: the `AsyncFd` holds one strong reference to the `OwnedFd`, which therefore stays
+    // open (and the same description) as long as the `AsyncFd` lives; `as_raw_fd` of an `Arc`
+    // forwards to the one `OwnedFd` and never changes.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
 }
 
 /// The inode number identifying `fd` (for a pidfd on pidfs: the 64-bit process ID, `pidfdId`).

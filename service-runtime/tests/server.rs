@@ -101,7 +101,9 @@ impl Running {
     }
 
     async fn client(&self) -> Client {
-        Client(BufReader::new(UnixStream::connect(&self.path).await.unwrap()))
+        Client(BufReader::new(
+            UnixStream::connect(&self.path).await.unwrap(),
+        ))
     }
 
     async fn stop(mut self) {
@@ -157,10 +159,22 @@ async fn malformed_calls_get_sd_varlink_errors_and_the_connection_stays_open() {
     let server = Running::start().await;
     let mut c = server.client().await;
     let cases = [
-        (json!({"method": "org.example.test.Echo", "parameters": {}}), invalid("text")),
-        (json!({"method": "org.example.test.Echo", "parameters": {"text": 1}}), invalid("text")),
-        (json!({"method": "org.example.test.Echo", "parameters": {"text": "a", "zz": 1}}), invalid("zz")),
-        (json!({"method": "org.example.test.Echo", "parameters": {"text": "a", "n": -1.5}}), invalid("n")),
+        (
+            json!({"method": "org.example.test.Echo", "parameters": {}}),
+            invalid("text"),
+        ),
+        (
+            json!({"method": "org.example.test.Echo", "parameters": {"text": 1}}),
+            invalid("text"),
+        ),
+        (
+            json!({"method": "org.example.test.Echo", "parameters": {"text": "a", "zz": 1}}),
+            invalid("zz"),
+        ),
+        (
+            json!({"method": "org.example.test.Echo", "parameters": {"text": "a", "n": -1.5}}),
+            invalid("n"),
+        ),
         (
             json!({"method": "org.example.test.Nope", "parameters": {}}),
             json!({"error": "org.varlink.service.MethodNotFound", "parameters": {"method": "org.example.test.Nope"}}),
@@ -192,20 +206,26 @@ async fn malformed_calls_get_sd_varlink_errors_and_the_connection_stays_open() {
 async fn introspection_serves_the_idl_text_verbatim() {
     let server = Running::start().await;
     let mut c = server.client().await;
-    let info = c.call(json!({"method": "org.varlink.service.GetInfo"})).await;
+    let info = c
+        .call(json!({"method": "org.varlink.service.GetInfo"}))
+        .await;
     assert_eq!(info["parameters"]["vendor"], "Berth");
     assert_eq!(
         info["parameters"]["interfaces"],
         json!(["org.example.test", "org.varlink.service"])
     );
     let description = c
-        .call(json!({"method": "org.varlink.service.GetInterfaceDescription",
-                     "parameters": {"interface": "org.example.test"}}))
+        .call(
+            json!({"method": "org.varlink.service.GetInterfaceDescription",
+                     "parameters": {"interface": "org.example.test"}}),
+        )
         .await;
     assert_eq!(description["parameters"]["description"], IDL);
     let missing = c
-        .call(json!({"method": "org.varlink.service.GetInterfaceDescription",
-                     "parameters": {"interface": "org.nope"}}))
+        .call(
+            json!({"method": "org.varlink.service.GetInterfaceDescription",
+                     "parameters": {"interface": "org.nope"}}),
+        )
         .await;
     assert_eq!(
         missing,
@@ -245,8 +265,10 @@ async fn oneway_calls_get_no_reply_and_pipelined_calls_are_answered_in_order() {
     let mut c = server.client().await;
     c.send(json!({"method": "org.example.test.Echo", "parameters": {"text": "a"}, "oneway": true}))
         .await;
-    c.send(json!({"method": "org.example.test.Echo", "parameters": {"text": "b"}})).await;
-    c.send(json!({"method": "org.example.test.Echo", "parameters": {"text": "c"}})).await;
+    c.send(json!({"method": "org.example.test.Echo", "parameters": {"text": "b"}}))
+        .await;
+    c.send(json!({"method": "org.example.test.Echo", "parameters": {"text": "c"}}))
+        .await;
     assert_eq!(c.recv().await.unwrap()["parameters"]["text"], "b");
     assert_eq!(c.recv().await.unwrap()["parameters"]["text"], "c");
     server.stop().await;
@@ -256,10 +278,19 @@ async fn oneway_calls_get_no_reply_and_pipelined_calls_are_answered_in_order() {
 async fn protocol_violations_and_oversized_messages_close_only_that_connection() {
     let server = Running::start().await;
     let mut bystander = server.client().await;
-    for bad in [&b"{not json"[..], b"[1,2]", br#"{"method":"a.b.C","bogus":1}"#] {
+    for bad in [
+        &b"{not json"[..],
+        b"[1,2]",
+        br#"{"method":"a.b.C","bogus":1}"#,
+    ] {
         let mut c = server.client().await;
         c.send_raw(bad).await;
-        assert_eq!(c.recv().await, None, "closed after {}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            c.recv().await,
+            None,
+            "closed after {}",
+            String::from_utf8_lossy(bad)
+        );
     }
     let mut big = server.client().await;
     let chunk = vec![b' '; 1024 * 1024];
@@ -280,7 +311,8 @@ async fn protocol_violations_and_oversized_messages_close_only_that_connection()
 async fn a_slow_call_or_a_stalled_client_does_not_hold_up_anyone_else() {
     let server = Running::start().await;
     let mut slow = server.client().await;
-    slow.send(json!({"method": "org.example.test.Slow", "parameters": {"ms": 600000}})).await;
+    slow.send(json!({"method": "org.example.test.Slow", "parameters": {"ms": 600000}}))
+        .await;
     // A client that asks for a long stream and never reads it.
     let mut stalled = server.client().await;
     stalled
@@ -301,7 +333,8 @@ async fn a_slow_call_or_a_stalled_client_does_not_hold_up_anyone_else() {
 async fn subscriptions_notice_a_client_that_hangs_up() {
     let server = Running::start().await;
     let mut c = server.client().await;
-    c.send(json!({"method": "org.example.test.Watch", "parameters": {}, "more": true})).await;
+    c.send(json!({"method": "org.example.test.Watch", "parameters": {}, "more": true}))
+        .await;
     assert_eq!(
         c.recv().await.unwrap(),
         json!({"parameters": {"tick": 0}, "continues": true})
@@ -310,7 +343,10 @@ async fn subscriptions_notice_a_client_that_hangs_up() {
     // The handler sees the hang-up at once, not at its next write ten seconds later.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while WATCHES_ENDED.load(Ordering::SeqCst) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the subscription outlived its client");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription outlived its client"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.stop().await;

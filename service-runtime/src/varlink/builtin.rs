@@ -96,4 +96,3 @@ async fn get_environment(call: &Call, replier: &mut Replier<'_>) -> HandlerResul
     };
     replier.reply(&reply).await
 }
-

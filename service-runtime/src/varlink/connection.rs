@@ -70,7 +70,10 @@ pub(crate) async fn serve_connection<S: Service>(
 ///
 /// Returns `Ok(false)` at the end of the stream (also in the middle of a message: the client is
 /// gone). A message over [`MAX_MESSAGE_SIZE`] is an error.
-async fn read_frame(reader: &mut BufReader<OwnedReadHalf>, frame: &mut Vec<u8>) -> io::Result<bool> {
+async fn read_frame(
+    reader: &mut BufReader<OwnedReadHalf>,
+    frame: &mut Vec<u8>,
+) -> io::Result<bool> {
     frame.clear();
     let limit = MAX_MESSAGE_SIZE as u64 + 1;
     let read = (&mut *reader).take(limit).read_until(0, frame).await?;

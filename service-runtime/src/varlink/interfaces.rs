@@ -58,7 +58,9 @@ impl InterfaceSet {
         for text in texts {
             let idl = Interface::try_from(*text).map_err(|e| ServerError::Idl(e.to_string()))?;
             if interfaces.iter().any(|i| i.name() == idl.name().as_str()) {
-                return Err(ServerError::DuplicateInterface(idl.name().as_str().to_owned()));
+                return Err(ServerError::DuplicateInterface(
+                    idl.name().as_str().to_owned(),
+                ));
             }
             interfaces.push(ServedInterface { text, idl });
         }
@@ -66,7 +68,10 @@ impl InterfaceSet {
         let mut methods = HashMap::new();
         for (i, iface) in interfaces.iter().enumerate() {
             for (m, method) in iface.idl.methods().enumerate() {
-                methods.insert(format!("{}.{}", iface.name(), method.name().as_str()), (i, m));
+                methods.insert(
+                    format!("{}.{}", iface.name(), method.name().as_str()),
+                    (i, m),
+                );
             }
         }
         Ok(Self {

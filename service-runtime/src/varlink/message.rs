@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn violations_are_told_apart() {
-        assert!(matches!(parse_call(b"{nope"), Err(ProtocolViolation::Json(_))));
+        assert!(matches!(
+            parse_call(b"{nope"),
+            Err(ProtocolViolation::Json(_))
+        ));
         assert_eq!(parse_call(b"[1]"), Err(ProtocolViolation::NotAnObject));
         assert_eq!(parse_call(b"{}"), Err(ProtocolViolation::NoMethod));
         assert_eq!(

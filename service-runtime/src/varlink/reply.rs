@@ -196,7 +196,11 @@ impl<'c> Replier<'c> {
             return Ok(());
         }
         // `parameters` is JSON that serde_json wrote, so splicing it in keeps the frame valid.
-        let tail: &[u8] = if continues { b",\"continues\":true}\0" } else { b"}\0" };
+        let tail: &[u8] = if continues {
+            b",\"continues\":true}\0"
+        } else {
+            b"}\0"
+        };
         self.writer.write_all(b"{\"parameters\":").await?;
         self.writer.write_all(parameters).await?;
         self.writer.write_all(tail).await
@@ -218,6 +222,9 @@ impl<'c> Replier<'c> {
 fn encode<P: Serialize + ?Sized>(parameters: &P) -> Result<Vec<u8>, ErrorReply> {
     serde_json::to_vec(parameters).map_err(|error| {
         tracing::error!(%error, "A reply does not serialize");
-        SystemError::System { errno: libc::EINVAL }.into()
+        SystemError::System {
+            errno: libc::EINVAL,
+        }
+        .into()
     })
 }

@@ -9,7 +9,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::connection::serve_connection;
-use super::{InterfaceSet, Service, ServerError};
+use super::{InterfaceSet, ServerError, Service};
 use crate::logging::LogControl;
 use crate::peer::Peer;
 
@@ -182,7 +182,10 @@ fn admit<S: Service>(stream: UnixStream, shared: &Arc<Shared<S>>, stopped: &watc
         return;
     };
     let Some(uid_slot) = UidSlot::take(shared, peer.uid) else {
-        tracing::warn!(uid = peer.uid, "Too many connections of this user, refusing a new one");
+        tracing::warn!(
+            uid = peer.uid,
+            "Too many connections of this user, refusing a new one"
+        );
         return;
     };
     let stopped = stopped.clone();
@@ -201,7 +204,10 @@ struct UidSlot<S> {
 
 impl<S> UidSlot<S> {
     fn take(shared: &Arc<Shared<S>>, uid: u32) -> Option<Self> {
-        let mut per_uid = shared.per_uid.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut per_uid = shared
+            .per_uid
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let count = per_uid.entry(uid).or_insert(0);
         if *count >= shared.config.max_connections_per_uid {
             return None;
@@ -216,7 +222,11 @@ impl<S> UidSlot<S> {
 
 impl<S> Drop for UidSlot<S> {
     fn drop(&mut self) {
-        let mut per_uid = self.shared.per_uid.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut per_uid = self
+            .shared
+            .per_uid
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = per_uid.get_mut(&self.uid) {
             *count -= 1;
             if *count == 0 {

@@ -87,7 +87,9 @@ impl Checker<'_> {
         value: &mut Value,
     ) -> bool {
         match value {
-            Value::Object(object) => self.check_fields(&fields.collect::<Vec<_>>(), object).is_ok(),
+            Value::Object(object) => self
+                .check_fields(&fields.collect::<Vec<_>>(), object)
+                .is_ok(),
             _ => false,
         }
     }
@@ -150,11 +152,15 @@ method M(name: string, pid: ?Pid, mode: ?Mode, tags: ?[]string, n: ?int,
     #[test]
     fn well_formed_calls_pass() {
         check(json!({"name": "a"})).unwrap();
-        check(json!({"name": "a", "pid": {"pid": 1}, "mode": "slow", "tags": ["x"], "n": -3,
-                     "inline": {"a": 1}, "open": {"anything": [1]}, "out": null}))
+        check(
+            json!({"name": "a", "pid": {"pid": 1}, "mode": "slow", "tags": ["x"], "n": -3,
+                     "inline": {"a": 1}, "open": {"anything": [1]}, "out": null}),
+        )
         .unwrap_err();
-        check(json!({"name": "a", "pid": {"pid": 1}, "mode": "slow", "tags": ["x"], "n": -3,
-                     "inline": {"a": 1}, "open": {"anything": [1]}}))
+        check(
+            json!({"name": "a", "pid": {"pid": 1}, "mode": "slow", "tags": ["x"], "n": -3,
+                     "inline": {"a": 1}, "open": {"anything": [1]}}),
+        )
         .unwrap();
         check(json!({"name": "a", "pid": null, "mode": null})).unwrap();
     }
@@ -164,14 +170,32 @@ method M(name: string, pid: ?Pid, mode: ?Mode, tags: ?[]string, n: ?int,
         assert_eq!(check(json!({})).unwrap_err(), "name");
         assert_eq!(check(json!({"name": null})).unwrap_err(), "name");
         assert_eq!(check(json!({"name": 3})).unwrap_err(), "name");
-        assert_eq!(check(json!({"name": "a", "mode": "medium"})).unwrap_err(), "mode");
+        assert_eq!(
+            check(json!({"name": "a", "mode": "medium"})).unwrap_err(),
+            "mode"
+        );
         assert_eq!(check(json!({"name": "a", "pid": 5})).unwrap_err(), "pid");
-        assert_eq!(check(json!({"name": "a", "pid": {"bootId": "x"}})).unwrap_err(), "pid");
-        assert_eq!(check(json!({"name": "a", "pid": {"pid": 1, "x": 1}})).unwrap_err(), "pid");
-        assert_eq!(check(json!({"name": "a", "tags": [1]})).unwrap_err(), "tags");
+        assert_eq!(
+            check(json!({"name": "a", "pid": {"bootId": "x"}})).unwrap_err(),
+            "pid"
+        );
+        assert_eq!(
+            check(json!({"name": "a", "pid": {"pid": 1, "x": 1}})).unwrap_err(),
+            "pid"
+        );
+        assert_eq!(
+            check(json!({"name": "a", "tags": [1]})).unwrap_err(),
+            "tags"
+        );
         assert_eq!(check(json!({"name": "a", "n": 1.5})).unwrap_err(), "n");
-        assert_eq!(check(json!({"name": "a", "inline": {"a": true}})).unwrap_err(), "inline");
-        assert_eq!(check(json!({"name": "a", "bogus": 1})).unwrap_err(), "bogus");
+        assert_eq!(
+            check(json!({"name": "a", "inline": {"a": true}})).unwrap_err(),
+            "inline"
+        );
+        assert_eq!(
+            check(json!({"name": "a", "bogus": 1})).unwrap_err(),
+            "bogus"
+        );
     }
 
     #[test]

@@ -1,0 +1,42 @@
+//! The registry's internal error type; `varlink::error` maps it onto the wire in one place.
+
+use std::io;
+
+use crate::manager::RegistryError;
+use crate::metadata::MetadataError;
+
+/// Everything a registry method can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A parameter is present but unacceptable.
+    #[error("Invalid parameter {0}")]
+    InvalidParameter(String),
+    /// No machine matches the lookup.
+    #[error("No such machine")]
+    NoSuchMachine,
+    /// The caller may not do this.
+    #[error("Permission denied")]
+    PermissionDenied,
+    /// The method needs `more` (listing every machine).
+    #[error("The 'more' flag is required")]
+    ExpectedMore,
+    /// The operation is not supported (for this machine, or at all).
+    #[error("Operation not supported")]
+    NotSupported,
+    /// Registering failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Metadata could not be read.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// A system call failed.
+    #[error("System call failed")]
+    System(#[from] io::Error),
+}
+
+impl Error {
+    /// `InvalidParameter` for `field`.
+    pub fn invalid(field: &str) -> Self {
+        Self::InvalidParameter(field.to_owned())
+    }
+}

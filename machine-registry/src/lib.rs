@@ -1,0 +1,31 @@
+//! Berth's machine registry: `io.systemd.Machine`, wire-compatible with systemd-machined.
+//!
+//! # Layout
+//! * [`manager`] holds the registry: machines by name, leader PID, cgroup and unit, the state
+//!   files, and the change events; [`lifecycle`] watches leaders through their pidfds and
+//!   ends machines on request; [`restore`] reads the state files back after a restart.
+//! * [`machine`] is one machine and its `List`/state-file forms; [`register`] validates a
+//!   `Register` request into one.
+//! * [`process`], [`cgroup`], [`kill`] and [`metadata`] are the OS side: pidfds and `/proc`,
+//!   the registry's own cgroups, signals, os-release.
+//! * [`names`], [`signals`] and [`state_file`] are pure parsing and formatting.
+//! * [`varlink`] maps calls onto all of this and errors back onto the wire ([`error`] is the
+//!   internal error type).
+//! * [`config`] is the command line; `main.rs` wires sockets, logging and signals.
+#![forbid(unsafe_code)]
+
+pub mod cgroup;
+pub mod config;
+pub mod error;
+pub mod kill;
+pub mod lifecycle;
+pub mod machine;
+pub mod manager;
+pub mod metadata;
+pub mod names;
+pub mod process;
+pub mod register;
+pub mod restore;
+pub mod signals;
+pub mod state_file;
+pub mod varlink;

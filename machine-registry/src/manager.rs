@@ -1,0 +1,463 @@
+//! The registry: every machine, its indices, persistence and lifecycle.
+//!
+//! All state sits behind one mutex held only for short, non-blocking sections (index updates
+//! and the state file write on tmpfs), never across an `.await`. Lookups by name, by leader PID
+//! and by cgroup are hash lookups. Each machine's leader pidfd is watched by a task that removes
+//! the machine the moment the leader exits.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use berth_interfaces::machine::MachineClass;
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
+
+use crate::cgroup::CgroupRoot;
+use crate::machine::Machine;
+use crate::names::{self, HOST_MACHINE};
+use crate::process::{self, ProcessRef};
+use crate::{lifecycle, state_file};
+
+/// How the registry is set up.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Where state files go (`/run/systemd/machines`).
+    pub state_dir: PathBuf,
+    /// Where machine cgroups are made, if anywhere.
+    pub cgroup_root: Option<CgroupRoot>,
+    /// Whether the synthetic `.host` machine exists (system scope).
+    pub host_machine: bool,
+    /// Most machines overall (bounded by the descriptors the registry may hold).
+    pub max_machines: usize,
+    /// Most machines one unprivileged user may register.
+    pub max_machines_per_user: usize,
+    /// How long `Terminate` waits after SIGTERM before it kills the machine.
+    pub terminate_timeout: std::time::Duration,
+}
+
+/// A change of the registry, for subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryEvent {
+    /// A machine was registered (or restored at startup).
+    Added(String),
+    /// A machine changed (e.g. started stopping).
+    Changed(String),
+    /// A machine went away.
+    Removed(String),
+}
+
+/// Why a machine left the registry; decides what happens to its own cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// `Unregister`: its processes are left alone; the cgroup goes once it is empty.
+    Unregistered,
+    /// The leader exited: what is left of the machine is killed.
+    Ended,
+}
+
+/// Registry failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is taken.
+    #[error("A machine named {0} exists already")]
+    Exists(String),
+    /// Another machine has the same leader.
+    #[error("Process {0} leads another machine already")]
+    LeaderTaken(u32),
+    /// The registry is full.
+    #[error("The registry holds the most machines it can watch")]
+    Full,
+    /// The user registered too many machines.
+    #[error("User {0} registered the most machines a user may")]
+    UserQuota(u32),
+    /// No cgroup could be made for the machine.
+    #[error("Cannot create a cgroup for the machine")]
+    Cgroup(#[source] io::Error),
+    /// The state file could not be written.
+    #[error("Cannot save the machine's state")]
+    Persist(#[source] io::Error),
+}
+
+/// A machine to add; the registry fills in its instance, unit and cgroup.
+#[derive(Debug, Clone)]
+pub struct NewMachine {
+    /// The machine as validated from the request.
+    pub machine: Machine,
+    /// Whether to make a cgroup for it.
+    pub allocate_unit: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    machines: HashMap<String, Arc<Machine>>,
+    by_leader: HashMap<u32, String>,
+    by_cgroup: HashMap<String, String>,
+    by_unit: HashMap<String, String>,
+    per_uid: HashMap<u32, usize>,
+    watchers: HashMap<u64, AbortHandle>,
+}
+
+/// The machine registry.
+#[derive(Debug)]
+pub struct Registry {
+    config: RegistryConfig,
+    boot_id: String,
+    host: Option<Arc<Machine>>,
+    state: Mutex<State>,
+    events: broadcast::Sender<RegistryEvent>,
+    next_instance: AtomicU64,
+}
+
+impl Registry {
+    /// An empty registry.
+    ///
+    /// # Errors
+    /// The boot ID or (system scope) PID 1 cannot be read.
+    pub fn new(config: RegistryConfig) -> io::Result<Arc<Self>> {
+        state_file_dir(&config.state_dir)?;
+        let host = config
+            .host_machine
+            .then(host_machine)
+            .transpose()?
+            .map(Arc::new);
+        let (events, _) = broadcast::channel(1024);
+        Ok(Arc::new(Self {
+            config,
+            boot_id: process::boot_id()?,
+            host,
+            state: Mutex::new(State::default()),
+            events,
+            next_instance: AtomicU64::new(1),
+        }))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    /// This boot's ID (32 hex digits), as `ProcessId.bootId` reports it.
+    pub fn boot_id(&self) -> &str {
+        &self.boot_id
+    }
+
+    /// Subscribes to registry changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
+        self.events.subscribe()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The machine called `name` (including `.host`).
+    pub fn get(&self, name: &str) -> Option<Arc<Machine>> {
+        if name == HOST_MACHINE {
+            return self.host.clone();
+        }
+        self.lock().machines.get(name).cloned()
+    }
+
+    /// Every machine, `.host` first.
+    pub fn snapshot(&self) -> Vec<Arc<Machine>> {
+        let state = self.lock();
+        self.host
+            .iter()
+            .cloned()
+            .chain(state.machines.values().cloned())
+            .collect()
+    }
+
+    /// Number of registered machines (without `.host`).
+    pub fn len(&self) -> usize {
+        self.lock().machines.len()
+    }
+
+    /// Whether no machine is registered (`.host` does not count).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The machine `pid` belongs to: the one it leads, or whose cgroup or unit holds it, or
+    /// the same for its parent, up to PID 1. Never `.host`.
+    pub fn find_by_pid(&self, pid: u32) -> Option<Arc<Machine>> {
+        let mut current = pid;
+        while current > 1 {
+            if let Some(machine) = self.machine_of_process(current) {
+                return Some(machine);
+            }
+            current = process::parent_pid(current)?;
+        }
+        None
+    }
+
+    fn machine_of_process(&self, pid: u32) -> Option<Arc<Machine>> {
+        if let Some(machine) = self.machine_led_by(pid) {
+            return Some(machine);
+        }
+        let cgroup = process::cgroup_path(pid)?;
+        let state = self.lock();
+        let name = state.by_cgroup.get(&cgroup).or_else(|| {
+            let (unit, _) = crate::machine::unit_of_cgroup(&cgroup);
+            state.by_unit.get(&unit?)
+        })?;
+        state.machines.get(name).cloned()
+    }
+
+    fn machine_led_by(&self, pid: u32) -> Option<Arc<Machine>> {
+        let state = self.lock();
+        let machine = state.machines.get(state.by_leader.get(&pid)?)?;
+        machine.leader.is_alive().then(|| Arc::clone(machine))
+    }
+
+    /// Adds a machine: checks the name and leader are free and the quotas, makes its cgroup
+    /// if asked, saves its state file, indexes it and starts watching its leader.
+    ///
+    /// # Errors
+    /// See [`RegistryError`]; nothing is left behind on failure.
+    pub fn add(
+        self: &Arc<Self>,
+        new: NewMachine,
+        privileged: bool,
+    ) -> Result<Arc<Machine>, RegistryError> {
+        let machine = self.insert(new.machine, new.allocate_unit, privileged)?;
+        tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
+        Ok(machine)
+    }
+
+    /// Puts a machine read back from its state file into the registry (at startup).
+    ///
+    /// # Errors
+    /// As [`Registry::add`].
+    pub fn readd(self: &Arc<Self>, machine: Machine) -> Result<Arc<Machine>, RegistryError> {
+        self.insert(machine, false, true)
+    }
+
+    fn insert(
+        self: &Arc<Self>,
+        mut machine: Machine,
+        allocate_unit: bool,
+        privileged: bool,
+    ) -> Result<Arc<Machine>, RegistryError> {
+        let mut state = self.lock();
+        self.check_room(&state, &machine, privileged)?;
+        machine.instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        if allocate_unit {
+            self.allocate_cgroup(&mut machine)?;
+        }
+        let machine = Arc::new(machine);
+        let unit_link = machine.owns_unit()
+            && machine
+                .unit
+                .as_ref()
+                .is_some_and(|unit| !state.by_unit.contains_key(unit));
+        if let Err(e) = self.save(&machine, unit_link) {
+            if allocate_unit {
+                release_cgroup(&machine, Removal::Ended);
+            }
+            return Err(RegistryError::Persist(e));
+        }
+        self.index(&mut state, &machine, unit_link);
+        drop(state);
+        let _ = self.events.send(RegistryEvent::Added(machine.name.clone()));
+        Ok(machine)
+    }
+
+    fn check_room(
+        &self,
+        state: &State,
+        machine: &Machine,
+        privileged: bool,
+    ) -> Result<(), RegistryError> {
+        if state.machines.contains_key(&machine.name) {
+            return Err(RegistryError::Exists(machine.name.clone()));
+        }
+        let leader = machine.leader.pid();
+        let other = state
+            .by_leader
+            .get(&leader)
+            .and_then(|n| state.machines.get(n));
+        if other.is_some_and(|other| other.leader.is_alive()) {
+            return Err(RegistryError::LeaderTaken(leader));
+        }
+        if state.machines.len() >= self.config.max_machines {
+            return Err(RegistryError::Full);
+        }
+        let mine = state.per_uid.get(&machine.uid).copied().unwrap_or(0);
+        if !privileged && mine >= self.config.max_machines_per_user {
+            return Err(RegistryError::UserQuota(machine.uid));
+        }
+        Ok(())
+    }
+
+    fn allocate_cgroup(&self, machine: &mut Machine) -> Result<(), RegistryError> {
+        let root =
+            self.config.cgroup_root.as_ref().ok_or_else(|| {
+                RegistryError::Cgroup(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+            })?;
+        let unit = format!("machine-{}.scope", names::escape_unit_name(&machine.name));
+        let cgroup = root
+            .create(&unit, &machine.leader)
+            .map_err(RegistryError::Cgroup)?;
+        machine.unit = Some(unit);
+        machine.subgroup = None;
+        machine.cgroup = Some(cgroup);
+        Ok(())
+    }
+
+    fn save(&self, machine: &Machine, unit_link: bool) -> io::Result<()> {
+        let dir = &self.config.state_dir;
+        state_file::write_atomic(
+            dir,
+            &machine.name,
+            &state_file::format(&machine.state_entries()),
+        )?;
+        if let (true, Some(unit)) = (unit_link, &machine.unit) {
+            let link = dir.join(format!("unit:{unit}"));
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&machine.name, &link)?;
+        }
+        Ok(())
+    }
+
+    fn index(self: &Arc<Self>, state: &mut State, machine: &Arc<Machine>, unit_link: bool) {
+        let name = machine.name.clone();
+        state.machines.insert(name.clone(), Arc::clone(machine));
+        state.by_leader.insert(machine.leader.pid(), name.clone());
+        if let Some(cgroup) = &machine.cgroup {
+            state
+                .by_cgroup
+                .insert(cgroup.name().to_owned(), name.clone());
+        }
+        if let (true, Some(unit)) = (unit_link, &machine.unit) {
+            state.by_unit.insert(unit.clone(), name);
+        }
+        *state.per_uid.entry(machine.uid).or_insert(0) += 1;
+        let watcher = lifecycle::watch_leader(Arc::clone(self), Arc::clone(machine));
+        state.watchers.insert(machine.instance, watcher);
+    }
+
+    /// Removes the machine `name` (only the registration `instance`, if given): drops it from
+    /// the indices, deletes its state file, stops watching it, and takes care of its cgroup.
+    pub fn remove(
+        &self,
+        name: &str,
+        instance: Option<u64>,
+        removal: Removal,
+    ) -> Option<Arc<Machine>> {
+        let mut state = self.lock();
+        let machine = state.machines.get(name)?;
+        if instance.is_some_and(|i| i != machine.instance) {
+            return None;
+        }
+        let machine = state.machines.remove(name)?;
+        self.unindex(&mut state, &machine);
+        drop(state);
+        self.forget(&machine);
+        release_cgroup(&machine, removal);
+        tracing::info!(machine = %machine.name, ?removal, "Machine gone");
+        let _ = self
+            .events
+            .send(RegistryEvent::Removed(machine.name.clone()));
+        Some(machine)
+    }
+
+    fn unindex(&self, state: &mut State, machine: &Machine) {
+        if state.by_leader.get(&machine.leader.pid()) == Some(&machine.name) {
+            state.by_leader.remove(&machine.leader.pid());
+        }
+        if let Some(cgroup) = &machine.cgroup {
+            state.by_cgroup.remove(cgroup.name());
+        }
+        if let Some(unit) = &machine.unit
+            && state.by_unit.get(unit) == Some(&machine.name)
+        {
+            state.by_unit.remove(unit);
+            let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
+        }
+        if let Some(count) = state.per_uid.get_mut(&machine.uid) {
+            *count -= 1;
+            if *count == 0 {
+                state.per_uid.remove(&machine.uid);
+            }
+        }
+        if let Some(watcher) = state.watchers.remove(&machine.instance) {
+            watcher.abort();
+        }
+    }
+
+    fn forget(&self, machine: &Machine) {
+        if let Err(error) = state_file::remove(&self.config.state_dir, &machine.name) {
+            tracing::warn!(machine = %machine.name, %error, "Cannot remove state file, ignoring");
+        }
+    }
+
+    /// Marks the machine as stopping and saves that; returns the updated machine.
+    pub fn mark_stopping(&self, name: &str) -> Option<Arc<Machine>> {
+        let mut state = self.lock();
+        let current = state.machines.get(name)?;
+        let mut updated = Machine::clone(current);
+        updated.stopping = true;
+        let updated = Arc::new(updated);
+        if let Err(error) = self.save(&updated, false) {
+            tracing::warn!(machine = %name, %error, "Cannot save state, ignoring");
+        }
+        state.machines.insert(name.to_owned(), Arc::clone(&updated));
+        drop(state);
+        let _ = self.events.send(RegistryEvent::Changed(name.to_owned()));
+        Some(updated)
+    }
+}
+
+fn state_file_dir(dir: &std::path::Path) -> io::Result<()> {
+    berth_service_runtime::activation::create_dir_all_with_mode(dir, 0o755)
+}
+
+/// After a machine left: its own cgroup goes, killed first if the machine ended.
+fn release_cgroup(machine: &Machine, removal: Removal) {
+    let Some(cgroup) = machine.cgroup.clone() else {
+        return;
+    };
+    let name = machine.name.clone();
+    tokio::spawn(async move {
+        let result = match removal {
+            Removal::Ended => cgroup.destroy().await,
+            Removal::Unregistered => cgroup.release().await,
+        };
+        if let Err(error) = result {
+            tracing::warn!(machine = %name, %error, "Cannot remove the machine's cgroup, ignoring");
+        }
+    });
+}
+
+/// The synthetic `.host` machine: PID 1, the host's machine ID and os-release, registered by
+/// root at boot.
+fn host_machine() -> io::Result<Machine> {
+    let id = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .and_then(|id| names::parse_id128(id.trim()).ok().flatten());
+    Ok(Machine {
+        name: HOST_MACHINE.to_owned(),
+        instance: 0,
+        id,
+        class: MachineClass::Host,
+        service: None,
+        root_directory: Some("/".to_owned()),
+        unit: Some("-.slice".to_owned()),
+        subgroup: None,
+        cgroup: None,
+        leader: ProcessRef::open(1)?,
+        supervisor: None,
+        timestamp: crate::machine::boot_time(),
+        netif: Vec::new(),
+        vsock_cid: None,
+        ssh_address: None,
+        ssh_private_key_path: None,
+        control_address: None,
+        uid: 0,
+        stopping: false,
+    })
+}

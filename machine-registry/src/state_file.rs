@@ -1,0 +1,209 @@
+//! Machine state files: machined's environment-file format, written atomically.
+//!
+//! `/run/systemd/machines/NAME` is read by libsystemd (`sd_machine_get_class()`,
+//! `sd_machine_get_ifindices()`, `sd_get_machine_names()`), so the format follows
+//! `env_file_fputs_assignment()`: a value is double-quoted when it contains whitespace, a
+//! control character or a shell metacharacter, and inside quotes `"`, `\`, `` ` `` and `$` are
+//! backslash-escaped.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+const HEADER: &str = "# This is private data. Do not parse.\n";
+
+/// Serializes `KEY=VALUE` pairs; `None` values are left out.
+pub fn format(entries: &[(&str, Option<String>)]) -> String {
+    let mut text = String::from(HEADER);
+    for (key, value) in entries {
+        if let Some(value) = value {
+            text.push_str(key);
+            text.push('=');
+            push_value(&mut text, value);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn needs_quotes(value: &str) -> bool {
+    value.chars().any(|c| {
+        c.is_control()
+            || matches!(
+                c,
+                ' ' | '"'
+                    | '\\'
+                    | '`'
+                    | '$'
+                    | '*'
+                    | '?'
+                    | '['
+                    | '\''
+                    | '('
+                    | ')'
+                    | '<'
+                    | '>'
+                    | '|'
+                    | '&'
+                    | ';'
+                    | '!'
+            )
+    })
+}
+
+fn push_value(text: &mut String, value: &str) {
+    if !needs_quotes(value) {
+        text.push_str(value);
+        return;
+    }
+    text.push('"');
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | '`' | '$') {
+            text.push('\\');
+        }
+        text.push(c);
+    }
+    text.push('"');
+}
+
+/// Parses an environment file into a map (a later assignment of a key wins).
+pub fn parse(text: &str) -> HashMap<String, String> {
+    parse_pairs(text).into_iter().collect()
+}
+
+/// Parses an environment file in order: `KEY=VALUE` lines, `#` and `;` comments, double- or
+/// single-quoted values (which may span lines), backslash escapes. Unknown keys are kept; the
+/// caller ignores what it does not know.
+pub fn parse_pairs(text: &str) -> Vec<(String, String)> {
+    let mut entries = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.peek() {
+            None => return entries,
+            Some('#' | ';') => {
+                chars.by_ref().find(|&c| c == '\n');
+                continue;
+            }
+            Some(_) => {}
+        }
+        let mut key = String::new();
+        let mut has_value = false;
+        for c in chars.by_ref() {
+            match c {
+                '=' => {
+                    has_value = true;
+                    break;
+                }
+                '\n' => break,
+                c => key.push(c),
+            }
+        }
+        if has_value {
+            let value = parse_value(&mut chars);
+            entries.push((key.trim().to_owned(), value));
+        }
+    }
+}
+
+fn parse_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
+    let mut value = String::new();
+    let mut quote = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, '\n') => break,
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (Some('"') | None, '\\') => {
+                if let Some(escaped) = chars.next()
+                    && escaped != '\n'
+                {
+                    value.push(escaped);
+                }
+            }
+            (_, c) => value.push(c),
+        }
+    }
+    if quote.is_none() {
+        let trimmed = value.trim_end().len();
+        value.truncate(trimmed);
+    }
+    value
+}
+
+/// Writes `contents` to `dir/name` atomically (temporary file, then rename), mode 0644.
+///
+/// # Errors
+/// Creating, writing or renaming the file failed; no partial file is left behind.
+pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> io::Result<()> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".#{name}"))
+        .tempfile_in(dir)?;
+    temp.write_all(contents.as_bytes())?;
+    temp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    temp.as_file().sync_data()?;
+    temp.persist(dir.join(name)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Removes `dir/name`; a file that is already gone is fine.
+///
+/// # Errors
+/// Removal failed for another reason.
+pub fn remove(dir: &Path, name: &str) -> io::Result<()> {
+    match fs::remove_file(dir.join(name)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_only_when_needed_and_round_trip() {
+        let awkward = "a \"quoted\" $HOME `x` \\ path\nline two";
+        let text = format(&[
+            ("NAME", Some("demo".into())),
+            ("ROOT", Some("/var/lib/machines/demo".into())),
+            ("SERVICE", Some(awkward.into())),
+            ("NETIF", Some("5 7".into())),
+            ("ID", None),
+        ]);
+        assert!(text.starts_with(HEADER));
+        assert!(text.contains("\nNAME=demo\n"));
+        assert!(text.contains("\nNETIF=\"5 7\"\n"));
+        assert!(!text.contains("ID="));
+        let parsed = parse(&text);
+        assert_eq!(parsed["NAME"], "demo");
+        assert_eq!(parsed["ROOT"], "/var/lib/machines/demo");
+        assert_eq!(parsed["SERVICE"], awkward);
+        assert_eq!(parsed["NETIF"], "5 7");
+        assert_eq!(parsed.len(), 4);
+    }
+
+    #[test]
+    fn machined_files_parse() {
+        let machined = "# This is private data. Do not parse.\nNAME=test1\nSCOPE=machine-test1.scope\n\
+                        LEADER=1234\nCLASS=container\nNETIF=\" 5 7\"\nREALTIME=1700000000000000\n";
+        let parsed = parse(machined);
+        assert_eq!(parsed["SCOPE"], "machine-test1.scope");
+        assert_eq!(parsed["NETIF"], " 5 7");
+        assert_eq!(parsed["REALTIME"], "1700000000000000");
+    }
+
+    #[test]
+    fn atomic_writes_replace_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "m", "A=1\n").unwrap();
+        write_atomic(dir.path(), "m", "A=2\n").unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("m")).unwrap(), "A=2\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        remove(dir.path(), "m").unwrap();
+        remove(dir.path(), "m").unwrap();
+    }
+}

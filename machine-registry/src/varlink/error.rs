@@ -1,0 +1,58 @@
+//! The one place where internal errors become Varlink errors.
+
+use std::io;
+
+use berth_interfaces::machine::MachineError;
+use berth_interfaces::service::{SystemError, VarlinkError};
+use berth_service_runtime::varlink::ErrorReply;
+
+use crate::error::Error;
+use crate::manager::RegistryError;
+use crate::metadata::MetadataError;
+
+impl From<Error> for ErrorReply {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidParameter(field) => VarlinkError::invalid_parameter(field).into(),
+            Error::PermissionDenied => VarlinkError::PermissionDenied.into(),
+            Error::ExpectedMore => VarlinkError::ExpectedMore.into(),
+            Error::NoSuchMachine => MachineError::NoSuchMachine.into(),
+            Error::NotSupported => MachineError::NotSupported.into(),
+            Error::Registry(error) => registry_error(error),
+            Error::Metadata(MetadataError::NotAvailable) => MachineError::NotAvailable.into(),
+            Error::Metadata(MetadataError::NoOsRelease) => {
+                MachineError::NoOSReleaseInformation.into()
+            }
+            Error::Metadata(MetadataError::Io(error)) | Error::System(error) => system(&error),
+        }
+    }
+}
+
+fn registry_error(error: RegistryError) -> ErrorReply {
+    match error {
+        RegistryError::Exists(_) => MachineError::MachineExists.into(),
+        RegistryError::LeaderTaken(_) => errno(libc::EEXIST),
+        RegistryError::Full => errno(libc::ENFILE),
+        RegistryError::UserQuota(_) => errno(libc::EDQUOT),
+        RegistryError::Cgroup(error) if no_writable_cgroup(&error) => {
+            MachineError::NotSupported.into()
+        }
+        RegistryError::Cgroup(error) | RegistryError::Persist(error) => system(&error),
+    }
+}
+
+/// Errors that mean "there is no cgroup2 tree we may write to".
+fn no_writable_cgroup(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOENT | libc::EOPNOTSUPP)
+    )
+}
+
+fn system(error: &io::Error) -> ErrorReply {
+    errno(error.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn errno(errno: i32) -> ErrorReply {
+    SystemError::System { errno }.into()
+}

@@ -1,0 +1,227 @@
+//! Handlers of `io.systemd.Machine`: decode, look up, authorize, call the core, reply.
+
+use std::sync::Arc;
+
+use berth_interfaces::machine::{
+    AcquireMetadata, KillRequest, ListRequest, MachineClass, MachineInfo, MachineLookup, ProcessId,
+    RegisterRequest,
+};
+use berth_interfaces::service::VarlinkError;
+use berth_service_runtime::peer::Peer;
+use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
+
+use crate::error::Error;
+use crate::machine::Machine;
+use crate::manager::{Registry, Removal};
+use crate::{kill, lifecycle, metadata, names, register, signals};
+
+/// `io.systemd.Machine` over the registry.
+#[derive(Debug)]
+pub struct MachineService {
+    registry: Arc<Registry>,
+}
+
+impl MachineService {
+    /// Serves `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+
+    /// The registry served.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+}
+
+impl Service for MachineService {
+    async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let result = match call.member() {
+            "Register" => self.register(&call),
+            "Unregister" => self.unregister(&call),
+            "Terminate" => self.terminate(&call).await,
+            "Kill" => self.kill(&call).await,
+            "List" => return self.list(&call, replier).await,
+            "Open" | "MapFrom" | "MapTo" | "BindMount" | "CopyFrom" | "CopyTo"
+            | "OpenRootDirectory" => Err(Error::NotSupported),
+            other => {
+                return Err(VarlinkError::MethodNotImplemented {
+                    method: format!("{}.{other}", call.interface()),
+                }
+                .into());
+            }
+        };
+        if let Err(error) = &result {
+            tracing::debug!(method = call.method(), uid = call.peer.uid, %error, "Call failed");
+        }
+        Ok(result?)
+    }
+}
+
+impl MachineService {
+    fn register(&self, call: &Call) -> Result<(), Error> {
+        let request: RegisterRequest = decode(call)?;
+        let new = register::prepare(
+            request,
+            call.parameters(),
+            &call.peer,
+            self.registry.boot_id(),
+        )?;
+        self.registry.add(new, call.peer.is_privileged())?;
+        Ok(())
+    }
+
+    fn unregister(&self, call: &Call) -> Result<(), Error> {
+        let lookup: MachineLookup = decode(call)?;
+        let machine = self.manageable(&lookup, &call.peer)?;
+        if machine.class != MachineClass::Host {
+            self.registry
+                .remove(&machine.name, Some(machine.instance), Removal::Unregistered);
+        }
+        Ok(())
+    }
+
+    async fn terminate(&self, call: &Call) -> Result<(), Error> {
+        let lookup: MachineLookup = decode(call)?;
+        let machine = self.manageable(&lookup, &call.peer)?;
+        if machine.class == MachineClass::Host {
+            return Err(Error::System(std::io::Error::from_raw_os_error(
+                libc::EOPNOTSUPP,
+            )));
+        }
+        let machine = self
+            .registry
+            .mark_stopping(&machine.name)
+            .unwrap_or(machine);
+        lifecycle::terminate(&self.registry, &machine).await?;
+        Ok(())
+    }
+
+    async fn kill(&self, call: &Call) -> Result<(), Error> {
+        let request: KillRequest = decode(call)?;
+        let signal = signals::parse(&request.signal).ok_or(Error::invalid("signal"))?;
+        let machine = self.manageable(&request.lookup(), &call.peer)?;
+        kill::kill(&machine, request.whom.unwrap_or_default(), signal).await?;
+        Ok(())
+    }
+
+    async fn list(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let request: ListRequest = decode(call)?;
+        let metadata = request.acquire_metadata.unwrap_or_default();
+        if request.name.is_some() || request.pid.is_some() {
+            let machine = self.lookup(&request.lookup(), &call.peer)?;
+            let info = self.describe(&machine, metadata, &call.peer).await?;
+            return replier.reply(&info).await;
+        }
+        if !call.more {
+            return Err(Error::ExpectedMore.into());
+        }
+        let machines = self.registry.snapshot();
+        if machines.is_empty() {
+            return Err(Error::NoSuchMachine.into());
+        }
+        for machine in machines {
+            let info = self.describe(&machine, metadata, &call.peer).await?;
+            replier.push(&info).await?;
+        }
+        Ok(())
+    }
+
+    /// The machine the lookup fields name; both fields must agree when both are given.
+    fn lookup(&self, lookup: &MachineLookup, peer: &Peer) -> Result<Arc<Machine>, Error> {
+        let by_name = match &lookup.name {
+            Some(name) if !names::is_valid_lookup_name(name) => {
+                return Err(Error::invalid("name"));
+            }
+            Some(name) => Some(self.registry.get(name).ok_or(Error::NoSuchMachine)?),
+            None => None,
+        };
+        let by_pid = match &lookup.pid {
+            Some(pid) => Some(self.machine_of_process(pid, peer)?),
+            None => None,
+        };
+        match (by_name, by_pid) {
+            (Some(a), Some(b)) if a.name != b.name || a.instance != b.instance => {
+                Err(Error::NoSuchMachine)
+            }
+            (Some(machine), _) | (None, Some(machine)) => Ok(machine),
+            (None, None) => Err(Error::NoSuchMachine),
+        }
+    }
+
+    /// `{"pid": 0}` alone means the caller's own process.
+    fn machine_of_process(&self, pid: &ProcessId, peer: &Peer) -> Result<Arc<Machine>, Error> {
+        let automatic = pid.pid == 0 && pid.pidfd_id.is_none() && pid.boot_id.is_none();
+        let pid = match (automatic, pid.pid) {
+            (true, _) => peer.pid.ok_or(Error::NoSuchMachine)?,
+            (false, 0) => return Err(Error::invalid("pid")),
+            (false, pid) => pid,
+        };
+        self.registry.find_by_pid(pid).ok_or(Error::NoSuchMachine)
+    }
+
+    /// Looks up a machine the caller may unregister, terminate or kill: root and the service's
+    /// own user may touch any; others only the machines they registered.
+    fn manageable(&self, lookup: &MachineLookup, peer: &Peer) -> Result<Arc<Machine>, Error> {
+        let machine = self.lookup(lookup, peer)?;
+        let owner = machine.class != MachineClass::Host && machine.uid == peer.uid;
+        if !(peer.is_privileged() || owner) {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(machine)
+    }
+
+    /// The `List` reply, with the metadata asked for. Metadata is read only for callers who
+    /// could read it themselves: root, the machine's owner, and anyone for `.host`.
+    async fn describe(
+        &self,
+        machine: &Arc<Machine>,
+        metadata: AcquireMetadata,
+        peer: &Peer,
+    ) -> Result<MachineInfo, Error> {
+        let mut info = machine.info(self.registry.boot_id());
+        if metadata == AcquireMetadata::No {
+            return Ok(info);
+        }
+        let graceful = metadata == AcquireMetadata::Graceful;
+        let may_inspect =
+            peer.is_privileged() || machine.class == MachineClass::Host || machine.uid == peer.uid;
+        if !may_inspect {
+            return if graceful {
+                Ok(info)
+            } else {
+                Err(Error::PermissionDenied)
+            };
+        }
+        info.addresses = keep(graceful, Err(metadata::MetadataError::NotAvailable))?;
+        let reader = Arc::clone(machine);
+        let os_release = tokio::task::spawn_blocking(move || metadata::os_release(&reader))
+            .await
+            .map_err(|e| Error::System(std::io::Error::other(e)))?;
+        info.os_release = keep(graceful, os_release)?;
+        info.uid_shift = keep(graceful, uid_shift(machine))?;
+        Ok(info)
+    }
+}
+
+/// A metadata value, or — when graceful — nothing instead of the error.
+fn keep<T>(graceful: bool, value: Result<T, metadata::MetadataError>) -> Result<Option<T>, Error> {
+    match value {
+        Ok(value) => Ok(Some(value)),
+        Err(_) if graceful => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn uid_shift(machine: &Machine) -> Result<u32, metadata::MetadataError> {
+    match machine.class {
+        MachineClass::Host => Ok(0),
+        _ => Err(metadata::MetadataError::NotAvailable),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(call: &Call) -> Result<T, Error> {
+    call.decode().map_err(|reply| {
+        let field = reply.parameters.get("parameter").and_then(|p| p.as_str());
+        Error::invalid(field.unwrap_or("parameters"))
+    })
+}
