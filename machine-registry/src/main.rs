@@ -107,7 +107,7 @@ fn raise_fd_limit() -> u64 {
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
-    let mut wanted = current.clone();
+    let mut wanted = current;
     wanted.current = current.maximum;
     if let Some(nr_open) = nr_open {
         let raised = rustix::process::Rlimit {
@@ -118,7 +118,7 @@ fn raise_fd_limit() -> u64 {
             return nr_open;
         }
     }
-    if setrlimit(Resource::Nofile, wanted.clone()).is_err() {
+    if setrlimit(Resource::Nofile, wanted).is_err() {
         tracing::warn!("Cannot raise the descriptor limit, ignoring");
         return current.current.unwrap_or(1024);
     }

@@ -1,0 +1,220 @@
+//! The registry under test: its own runtime directory and cgroup, its own process group.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::process::{Pid, Signal};
+use tempfile::TempDir;
+
+use crate::process::Proc;
+use crate::wait;
+
+const CGROUP2: &str = "/sys/fs/cgroup/unified";
+
+/// How to start the registry.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--user`.
+    pub user: bool,
+    /// Give it a cgroup root of its own (needs root and cgroup2).
+    pub cgroup: bool,
+    /// `--terminate-timeout`.
+    pub terminate_timeout: u64,
+    /// More arguments.
+    pub args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            user: false,
+            cgroup: true,
+            terminate_timeout: 2,
+            args: Vec::new(),
+        }
+    }
+}
+
+/// A running `berth-machine-registry`.
+#[derive(Debug)]
+pub struct Registry {
+    proc: Option<Proc>,
+    dir: TempDir,
+    cgroup: Option<TestCgroup>,
+    options: Options,
+}
+
+impl Registry {
+    /// Starts a system-scope registry in a fresh runtime directory.
+    pub fn start() -> Self {
+        Self::with(Options::default())
+    }
+
+    /// Starts a registry with `options`.
+    pub fn with(options: Options) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let cgroup = options.cgroup.then(TestCgroup::create).flatten();
+        let mut registry = Self {
+            proc: None,
+            dir,
+            cgroup,
+            options,
+        };
+        registry.start_again();
+        registry
+    }
+
+    /// The command line this registry runs with.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(crate::workspace_binary("berth-machine-registry"));
+        command.arg("--runtime-dir").arg(self.dir.path());
+        command
+            .arg("--terminate-timeout")
+            .arg(self.options.terminate_timeout.to_string());
+        if self.options.user {
+            command.arg("--user");
+        }
+        if let Some(cgroup) = &self.cgroup {
+            command.arg("--cgroup-root").arg(&cgroup.path);
+        }
+        command.args(&self.options.args);
+        command.env("RUST_LOG", "debug");
+        command
+    }
+
+    /// Starts the process (again, after [`Registry::kill9`] or [`Registry::stop`]) and waits
+    /// until it accepts connections.
+    pub fn start_again(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let mut command = self.command();
+        command.stdin(Stdio::null()).stderr(log);
+        self.proc = Some(Proc::spawn(&mut command));
+        let socket = self.socket();
+        wait::until("the registry socket", || {
+            assert!(
+                !self.proc.as_mut().is_some_and(Proc::has_exited),
+                "registry exited:\n{}",
+                self.log()
+            );
+            UnixStream::connect(&socket).is_ok()
+        });
+    }
+
+    /// The registry's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    /// The runtime directory (`--runtime-dir`).
+    pub fn runtime_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `io.systemd.Machine` socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("systemd/machine/io.systemd.Machine")
+    }
+
+    /// The state file directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("systemd/machines")
+    }
+
+    /// The cgroup root given to the registry, if any.
+    pub fn cgroup_root(&self) -> Option<&Path> {
+        self.cgroup.as_ref().map(|c| c.path.as_path())
+    }
+
+    /// The registry's PID.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("running").pid()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut proc = self.proc.take().expect("running");
+        let pid = Pid::from_raw(proc.pid() as i32).expect("pid");
+        rustix::process::kill_process(pid, Signal::TERM).expect("SIGTERM");
+        let status = proc.child().wait().expect("wait");
+        proc.kill();
+        status
+    }
+
+    /// A zlink connection to the registry.
+    pub async fn connect(&self) -> zlink::Connection<zlink::tokio::unix::Stream> {
+        zlink::tokio::unix::connect(self.socket())
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A cgroup2 directory for one test, emptied and removed on drop.
+#[derive(Debug)]
+struct TestCgroup {
+    path: PathBuf,
+}
+
+impl TestCgroup {
+    fn create() -> Option<Self> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        if !rustix::process::geteuid().is_root()
+            || !Path::new(CGROUP2).join("cgroup.procs").exists()
+        {
+            return None;
+        }
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(CGROUP2).join(format!("berth-test-{}-{n}", std::process::id()));
+        fs::create_dir(&path).ok()?;
+        Some(Self { path })
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        remove_cgroup_tree(&self.path);
+    }
+}
+
+/// Kills everything in a cgroup tree and removes it, deepest first.
+pub fn remove_cgroup_tree(path: &Path) {
+    let _ = fs::write(path.join("cgroup.kill"), "1");
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&entry.path());
+            }
+        }
+    }
+    wait::until("an emptied cgroup to go away", || {
+        fs::remove_dir(path).is_ok() || !path.exists()
+    });
+}

@@ -1,0 +1,39 @@
+//! Harness for Berth's end-to-end tests: run the real binaries in private directories, drive
+//! them with real clients, and leave nothing behind.
+//!
+//! * [`daemon`]: a registry under test, started in its own runtime directory and cgroup, and
+//!   killed (with its whole process group) when dropped.
+//! * [`process`]: helper processes (leaders, supervisors) in their own process groups.
+//! * [`clients`]: `varlinkctl` 257, python `varlink` and raw sockets.
+//! * [`wait`]: polling with a deadline, never sleeping for a fixed time.
+//! * [`require`]: tests that need root or a real client report a skip, or fail when
+//!   `BERTH_TESTS_REQUIRE_ALL=1` (CI) says everything must run.
+#![forbid(unsafe_code)]
+
+pub mod clients;
+pub mod daemon;
+pub mod process;
+pub mod require;
+pub mod wait;
+
+use std::path::PathBuf;
+
+/// A binary of the workspace, built next to the test executable (`target/<profile>/NAME`).
+///
+/// # Panics
+/// When the binary was not built: run `cargo build --workspace` first (the README's test
+/// command does).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        path.display()
+    );
+    path
+}
