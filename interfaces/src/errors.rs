@@ -11,8 +11,11 @@ pub trait WireError: std::error::Error {
 /// Declares a wire error enum for one Varlink interface.
 ///
 /// Every variant is named exactly like the IDL error, carries the IDL parameters as named
-/// fields, and gets `name()` (the fully qualified error name). With the `client` feature the
-/// enum also derives zlink's `ReplyError`, so typed proxies decode it.
+/// fields, and gets `name()` (the fully qualified error name) and [`WireError`]. The enum
+/// deserializes from an error reply (`{"error": NAME, "parameters": {…}}`), also when a
+/// parameterless error comes with `"parameters": {}` as sd-varlink sends it (zlink's own
+/// `ReplyError` derive rejects that), and fails on anything else, so a client can tell its
+/// interface's errors from other replies.
 macro_rules! wire_errors {
     (
         $(#[$meta:meta])*
@@ -22,8 +25,6 @@ macro_rules! wire_errors {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq)]
-        #[cfg_attr(feature = "client", derive(zlink::ReplyError))]
-        #[cfg_attr(feature = "client", zlink(interface = $interface))]
         pub enum $name {
             $( $(#[$vmeta])* $variant $({ $($field: $ty),* })? ),*
         }
@@ -57,6 +58,22 @@ macro_rules! wire_errors {
             }
         }
 
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                use ::serde::de::Error as _;
+                let raw = $crate::errors::RawError::deserialize(deserializer)?;
+                #[allow(unused_variables)]
+                let parameters = raw.parameters.unwrap_or_default();
+                match raw.error.as_str() {
+                    $( concat!($interface, ".", stringify!($variant)) => Ok(Self::$variant $({
+                        $( $field: $crate::errors::field(&parameters, stringify!($field))
+                            .map_err(D::Error::custom)?, )*
+                    })?), )*
+                    other => Err(D::Error::custom(format!("not a {} error: {other}", $interface))),
+                }
+            }
+        }
+
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.name())
@@ -68,3 +85,19 @@ macro_rules! wire_errors {
 }
 
 pub(crate) use wire_errors;
+
+/// The shape of any error reply.
+#[derive(serde::Deserialize)]
+pub(crate) struct RawError {
+    pub(crate) error: String,
+    #[serde(default)]
+    pub(crate) parameters: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One parameter of an error reply.
+pub(crate) fn field<T: serde::de::DeserializeOwned>(
+    parameters: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<T, serde_json::Error> {
+    T::deserialize(parameters.get(name).unwrap_or(&serde_json::Value::Null))
+}

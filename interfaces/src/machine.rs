@@ -393,6 +393,33 @@ mod tests {
     }
 
     #[test]
+    fn errors_decode_with_or_without_empty_parameters_and_reject_other_replies() {
+        for text in [
+            r#"{"error":"io.systemd.Machine.NoSuchMachine"}"#,
+            r#"{"error":"io.systemd.Machine.NoSuchMachine","parameters":{}}"#,
+        ] {
+            assert_eq!(
+                serde_json::from_str::<MachineError>(text).unwrap(),
+                MachineError::NoSuchMachine
+            );
+        }
+        for text in [
+            r#"{"parameters":{}}"#,
+            r#"{"error":"io.systemd.Machine.Nope","parameters":{}}"#,
+            r#"{"error":"org.varlink.service.ExpectedMore"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<MachineError>(text).is_err(),
+                "{text}"
+            );
+        }
+        let system: crate::service::SystemError =
+            serde_json::from_str(r#"{"error":"io.systemd.System","parameters":{"errno":17}}"#)
+                .unwrap();
+        assert_eq!(system, crate::service::SystemError::System { errno: 17 });
+    }
+
+    #[test]
     fn error_names_are_qualified_with_the_interface() {
         assert_eq!(
             MachineError::NoUIDShift.name(),
