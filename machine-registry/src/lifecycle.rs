@@ -31,16 +31,19 @@ pub fn watch_leader(registry: Arc<Registry>, machine: Arc<Machine>) -> AbortHand
     .abort_handle()
 }
 
-/// Asks the machine to end: SIGTERM to its supervisor when it has one, else to all its
-/// processes; if it is still registered after the registry's terminate timeout, every process
-/// of it is killed.
+/// Asks the machine to end: SIGTERM to its supervisor when it has a live one, else to all
+/// its processes; if it is still registered after the registry's terminate timeout, every
+/// process of it is killed.
 ///
 /// # Errors
 /// The first signal could not be sent.
 pub async fn terminate(registry: &Arc<Registry>, machine: &Arc<Machine>) -> std::io::Result<()> {
-    match &machine.supervisor {
-        Some(supervisor) => supervisor.signal(libc::SIGTERM)?,
-        None => kill::signal_all(machine, libc::SIGTERM).await?,
+    let supervisor_asked = machine
+        .supervisor
+        .as_ref()
+        .is_some_and(|supervisor| supervisor.signal(libc::SIGTERM).is_ok());
+    if !supervisor_asked {
+        kill::signal_all(machine, libc::SIGTERM).await?;
     }
     let registry = Arc::clone(registry);
     let machine = Arc::clone(machine);

@@ -153,13 +153,17 @@ pub fn now() -> Timestamp {
     }
 }
 
-/// When the system booted, on both clocks (`.host`'s timestamp).
+/// When the system booted (`.host`'s timestamp): the kernel's `btime`, and monotonic 0.
+/// Read from `/proc/stat` so it is the same on every call and across registry restarts.
 pub fn boot_time() -> Timestamp {
-    let since_boot = micros(rustix::time::ClockId::Boottime);
-    let now = now();
+    let btime = std::fs::read_to_string("/proc/stat").ok().and_then(|stat| {
+        stat.lines()
+            .find_map(|line| line.strip_prefix("btime "))
+            .and_then(|secs| secs.trim().parse::<u64>().ok())
+    });
     Timestamp {
-        realtime: now.realtime.map(|t| t.saturating_sub(since_boot)),
-        monotonic: now.monotonic.map(|t| t.saturating_sub(since_boot)),
+        realtime: btime.map(|secs| secs * 1_000_000),
+        monotonic: Some(0),
     }
 }
 
