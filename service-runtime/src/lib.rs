@@ -9,6 +9,8 @@
 //! * [`peer`]: credentials of a connected client.
 //! * [`sys`]: the only module with `unsafe` code, wrapping the few syscalls std and rustix lack.
 
+#![deny(unsafe_code)]
+
 pub mod activation;
 pub mod logging;
 pub mod notify;

@@ -9,9 +9,9 @@
 //!   stalls itself; connections are capped overall and per UID;
 //! * NUL-framed messages of at most 16 MiB ([`MAX_MESSAGE_SIZE`], sd-varlink's limit);
 //! * validation of every call against the served IDL before the handler runs
-//!   ([`validate`]), answering `MethodNotFound`, `ExpectedMore` and `InvalidParameter` exactly
+//!   (`validate`), answering `MethodNotFound`, `ExpectedMore` and `InvalidParameter` exactly
 //!   as sd-varlink does, with the connection kept open;
-//! * `org.varlink.service` and `io.systemd.service` answered here ([`builtin`]);
+//! * `org.varlink.service` and `io.systemd.service` answered here (`builtin`);
 //! * streamed replies through a [`Replier`], and clean shutdown.
 //!
 //! A service implements [`Service::handle`] for the calls of its own interfaces.
