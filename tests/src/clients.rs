@@ -74,6 +74,25 @@ pub fn varlinkctl_call(socket: &Path, method: &str, params: &str, more: bool) ->
     varlinkctl(&args)
 }
 
+/// `varlinkctl call -j SOCKET METHOD PARAMS` as another user (`setpriv`, no groups).
+pub fn varlinkctl_call_as(uid: u32, socket: &Path, method: &str, params: &str) -> Run {
+    let id = uid.to_string();
+    run(Command::new("setpriv")
+        .args([
+            "--reuid",
+            &id,
+            "--regid",
+            &id,
+            "--clear-groups",
+            "--",
+            VARLINKCTL,
+            "call",
+            "-j",
+        ])
+        .arg(socket)
+        .args([method, params]))
+}
+
 /// `python -m varlink.cli ARGS…`
 pub fn python_varlink(args: &[&str]) -> Run {
     run(Command::new(PYTHON_VARLINK)

@@ -26,6 +26,10 @@ pub struct Options {
     pub terminate_timeout: u64,
     /// More arguments.
     pub args: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
+    /// Run as this UID and GID (with `setpriv`) instead of as the test's user.
+    pub run_as: Option<u32>,
 }
 
 impl Default for Options {
@@ -35,6 +39,8 @@ impl Default for Options {
             cgroup: true,
             terminate_timeout: 2,
             args: Vec::new(),
+            env: Vec::new(),
+            run_as: None,
         }
     }
 }
@@ -74,7 +80,18 @@ impl Registry {
 
     /// The command line this registry runs with.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(crate::workspace_binary("berth-machine-registry"));
+        let binary = crate::workspace_binary("berth-machine-registry");
+        let mut command = match self.options.run_as {
+            Some(uid) => {
+                let mut setpriv = Command::new("setpriv");
+                let id = uid.to_string();
+                setpriv
+                    .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+                    .arg(binary);
+                setpriv
+            }
+            None => Command::new(binary),
+        };
         command.arg("--runtime-dir").arg(self.dir.path());
         command
             .arg("--terminate-timeout")
@@ -87,6 +104,7 @@ impl Registry {
         }
         command.args(&self.options.args);
         command.env("RUST_LOG", "debug");
+        command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
