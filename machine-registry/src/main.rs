@@ -39,6 +39,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args, log: Option<LogControl>, fd_limit: u64) -> anyhow::Result<()> {
+    // Catch SIGTERM/SIGINT from the start: a stop request right after READY=1 must not kill us.
+    let shutdown = shutdown_requested()?;
     let paths = args.paths()?;
     let mut passed = PassedSockets::from_env()?;
     let activated = !passed.is_empty();
@@ -69,7 +71,7 @@ async fn serve(args: Args, log: Option<LogControl>, fd_limit: u64) -> anyhow::Re
         server.service().registry().len()
     ));
     notify::spawn_watchdog();
-    server.run(vec![listener], shutdown_requested()).await;
+    server.run(vec![listener], shutdown).await;
     notify::stopping("Shutting down");
     if !activated {
         let _ = std::fs::remove_file(&paths.socket);
@@ -125,16 +127,14 @@ fn raise_fd_limit() -> u64 {
     wanted.current.unwrap_or(u64::MAX)
 }
 
-async fn shutdown_requested() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("Cannot handle SIGTERM/SIGINT, ignoring");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM, shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT, shutting down"),
-    }
+/// Installs the SIGTERM/SIGINT handlers now; the future completes on the first of them.
+fn shutdown_requested() -> anyhow::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate()).context("Cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("Cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM, shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT, shutting down"),
+        }
+    })
 }

@@ -67,6 +67,13 @@ impl Registry {
             .tempdir()
             .expect("tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        if let Some(uid) = options.run_as {
+            let (uid, gid) = (
+                rustix::fs::Uid::from_raw(uid),
+                rustix::fs::Gid::from_raw(uid),
+            );
+            rustix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
         let cgroup = options.cgroup.then(TestCgroup::create).flatten();
         let mut registry = Self {
             proc: None,
