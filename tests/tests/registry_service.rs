@@ -92,7 +92,7 @@ fn ready_status_watchdog_and_stopping_reach_the_service_manager() {
         ..Options::default()
     });
     let mut messages = Vec::new();
-    let mut receive = || {
+    let receive = || {
         let mut buf = [0u8; 4096];
         let n = notify.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).trim_end().to_owned()
