@@ -23,6 +23,7 @@ use zlink::{Call, Connection, connection::Socket};
 use crate::machine::{
     KillRequest, ListRequest, MachineError, MachineInfo, MachineLookup, RegisterRequest,
 };
+use crate::registry::{RegistryError, ResolveHostReply, ResolveHostRequest, WatchReply};
 use crate::service::{EnvironmentReply, ServiceError, SetLogLevelRequest};
 
 /// A method call on the wire: `{"method": …, "parameters": …}`.
@@ -222,5 +223,70 @@ impl<S: Socket> ServiceProxy for Connection<S> {
 
     async fn get_environment(&mut self) -> zlink::Result<Result<EnvironmentReply, ServiceError>> {
         call(self, "io.systemd.service.GetEnvironment", &NoParameters {}).await
+    }
+}
+
+/// Client side of `io.berth.Registry`.
+pub trait RegistryProxy {
+    /// `ResolveHost`.
+    fn resolve_host(
+        &mut self,
+        name: &str,
+    ) -> impl Future<Output = zlink::Result<Result<ResolveHostReply, RegistryError>>>;
+}
+
+impl<S: Socket> RegistryProxy for Connection<S> {
+    async fn resolve_host(
+        &mut self,
+        name: &str,
+    ) -> zlink::Result<Result<ResolveHostReply, RegistryError>> {
+        let request = ResolveHostRequest {
+            name: name.to_owned(),
+        };
+        call(self, "io.berth.Registry.ResolveHost", &request).await
+    }
+}
+
+/// An open `io.berth.Registry.Watch` stream; owns its connection.
+#[derive(Debug)]
+pub struct Watch<S: Socket> {
+    conn: Connection<S>,
+}
+
+impl<S: Socket> Watch<S> {
+    /// Starts watching on `conn`.
+    ///
+    /// # Errors
+    /// Sending the call failed.
+    pub async fn start(mut conn: Connection<S>) -> zlink::Result<Self> {
+        let call = Call::new(MethodCall {
+            method: "io.berth.Registry.Watch",
+            parameters: &NoParameters {},
+        })
+        .set_more(true);
+        conn.send_call(&call, Vec::new()).await?;
+        Ok(Self { conn })
+    }
+
+    /// The next event.
+    ///
+    /// # Errors
+    /// The outer error is the transport's (the registry went away); the inner one an error
+    /// reply, which ends the stream.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: zlink buffers a partly read reply.
+    pub async fn next(&mut self) -> zlink::Result<Result<WatchReply, RegistryError>> {
+        let (reply, _fds) = self
+            .conn
+            .receive_reply::<WatchReply, RegistryError>()
+            .await?;
+        match reply {
+            Ok(reply) => reply
+                .into_parameters()
+                .map(Ok)
+                .ok_or(zlink::Error::MissingParameters),
+            Err(e) => Ok(Err(e)),
+        }
     }
 }

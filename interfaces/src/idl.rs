@@ -5,6 +5,8 @@
 
 /// `io.systemd.Machine`, the registry interface (upstream text, see the crate README).
 pub const IO_SYSTEMD_MACHINE: &str = include_str!("../idl/io.systemd.Machine.varlink");
+/// `io.berth.Registry`, Berth's own extensions of the registry (host resolution, watching).
+pub const IO_BERTH_REGISTRY: &str = include_str!("../idl/io.berth.Registry.varlink");
 /// `io.systemd.service`, generic service control.
 pub const IO_SYSTEMD_SERVICE: &str = include_str!("../idl/io.systemd.service.varlink");
 /// `io.systemd`, the generic errors (`io.systemd.System`) every systemd service may return.
@@ -14,6 +16,7 @@ pub const ORG_VARLINK_SERVICE: &str = include_str!("../idl/org.varlink.service.v
 
 /// Every interface definition in this crate, by interface name.
 pub const ALL: &[(&str, &str)] = &[
+    ("io.berth.Registry", IO_BERTH_REGISTRY),
     ("io.systemd", IO_SYSTEMD),
     ("io.systemd.Machine", IO_SYSTEMD_MACHINE),
     ("io.systemd.service", IO_SYSTEMD_SERVICE),

@@ -2,7 +2,7 @@
 //!
 //! * [`idl`] holds the interface texts, verbatim from `idl/*.varlink`; services serve these
 //!   texts for introspection and validate every incoming call against them.
-//! * [`machine`] and [`service`] hold the serde types for the parameters, replies and errors,
+//! * [`machine`], [`registry`] and [`service`] hold the serde types for the parameters, replies and errors,
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
 //! * [`client`] (feature `client`) has typed async proxies over zlink for tests and for the
 //!   services that call each other. The NSS module builds this crate without that feature, so
@@ -13,6 +13,7 @@ mod errors;
 pub use errors::WireError;
 pub mod idl;
 pub mod machine;
+pub mod registry;
 pub mod service;
 
 #[cfg(feature = "client")]
