@@ -4,8 +4,9 @@
 //!   texts for introspection and validate every incoming call against them.
 //! * [`machine`], [`registry`] and [`service`] hold the serde types for the parameters, replies and errors,
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
-//! * [`client`] (feature `client`) has typed async proxies over zlink for tests and for the
-//!   services that call each other. The NSS module builds this crate without that feature, so
+//! * `client` (feature `client`) has typed async proxies over zlink for tests and for the
+//!   services that call each other; `blocking` (feature `blocking`) is a small std-only client
+//!   for the NSS module and the supervisor. The NSS module builds this crate without that feature, so
 //!   it links neither zlink nor an async runtime.
 #![forbid(unsafe_code)]
 
@@ -16,5 +17,7 @@ pub mod machine;
 pub mod registry;
 pub mod service;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 #[cfg(feature = "client")]
 pub mod client;
