@@ -20,6 +20,7 @@ use std::fmt::Debug;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use zlink::{Call, Connection, connection::Socket};
 
+use crate::instance::{DescribeReply, InstanceError};
 use crate::machine::{
     KillRequest, ListRequest, MachineError, MachineInfo, MachineLookup, RegisterRequest,
 };
@@ -288,5 +289,65 @@ impl<S: Socket> Watch<S> {
                 .ok_or(zlink::Error::MissingParameters),
             Err(e) => Ok(Err(e)),
         }
+    }
+}
+
+/// Client side of `io.systemd.MachineInstance` (the methods without file descriptors).
+pub trait InstanceProxy {
+    /// `Terminate`, or another method without parameters or outputs: `PowerOff`, `Reboot`,
+    /// `Pause`, `Resume`.
+    fn instance_call(
+        &mut self,
+        method: InstanceMethod,
+    ) -> impl Future<Output = zlink::Result<Result<(), InstanceError>>>;
+    /// `Describe`.
+    fn describe(
+        &mut self,
+    ) -> impl Future<Output = zlink::Result<Result<DescribeReply, InstanceError>>>;
+}
+
+/// The parameterless methods of `io.systemd.MachineInstance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceMethod {
+    /// Kill the machine now.
+    Terminate,
+    /// Ask for a clean shutdown.
+    PowerOff,
+    /// Ask for a reboot.
+    Reboot,
+    /// Freeze.
+    Pause,
+    /// Thaw.
+    Resume,
+}
+
+impl InstanceMethod {
+    /// The qualified method name.
+    pub fn method(self) -> &'static str {
+        match self {
+            Self::Terminate => "io.systemd.MachineInstance.Terminate",
+            Self::PowerOff => "io.systemd.MachineInstance.PowerOff",
+            Self::Reboot => "io.systemd.MachineInstance.Reboot",
+            Self::Pause => "io.systemd.MachineInstance.Pause",
+            Self::Resume => "io.systemd.MachineInstance.Resume",
+        }
+    }
+}
+
+impl<S: Socket> InstanceProxy for Connection<S> {
+    async fn instance_call(
+        &mut self,
+        method: InstanceMethod,
+    ) -> zlink::Result<Result<(), InstanceError>> {
+        call_unit(self, method.method(), &NoParameters {}).await
+    }
+
+    async fn describe(&mut self) -> zlink::Result<Result<DescribeReply, InstanceError>> {
+        call(
+            self,
+            "io.systemd.MachineInstance.Describe",
+            &NoParameters {},
+        )
+        .await
     }
 }

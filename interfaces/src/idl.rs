@@ -7,6 +7,9 @@
 pub const IO_SYSTEMD_MACHINE: &str = include_str!("../idl/io.systemd.Machine.varlink");
 /// `io.berth.Registry`, Berth's own extensions of the registry (host resolution, watching).
 pub const IO_BERTH_REGISTRY: &str = include_str!("../idl/io.berth.Registry.varlink");
+/// `io.systemd.MachineInstance`, what a machine's `controlAddress` serves (the supervisor).
+pub const IO_SYSTEMD_MACHINE_INSTANCE: &str =
+    include_str!("../idl/io.systemd.MachineInstance.varlink");
 /// `io.systemd.service`, generic service control.
 pub const IO_SYSTEMD_SERVICE: &str = include_str!("../idl/io.systemd.service.varlink");
 /// `io.systemd`, the generic errors (`io.systemd.System`) every systemd service may return.
@@ -19,6 +22,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("io.berth.Registry", IO_BERTH_REGISTRY),
     ("io.systemd", IO_SYSTEMD),
     ("io.systemd.Machine", IO_SYSTEMD_MACHINE),
+    ("io.systemd.MachineInstance", IO_SYSTEMD_MACHINE_INSTANCE),
     ("io.systemd.service", IO_SYSTEMD_SERVICE),
     ("org.varlink.service", ORG_VARLINK_SERVICE),
 ];

@@ -13,6 +13,7 @@
 mod errors;
 pub use errors::WireError;
 pub mod idl;
+pub mod instance;
 pub mod machine;
 pub mod registry;
 pub mod service;

@@ -59,6 +59,7 @@ impl CgroupRoot {
         let cgroup = MachineCgroup {
             path: self.dir.join(unit),
             name: self.relative(&self.dir.join(unit)),
+            owned: true,
         };
         fs::create_dir(&cgroup.path)?;
         if let Err(e) = fs::write(cgroup.path.join("cgroup.procs"), leader.pid().to_string()) {
@@ -68,12 +69,27 @@ impl CgroupRoot {
         Ok(cgroup)
     }
 
-    /// A machine cgroup made earlier (after a restart), if it still exists.
-    pub fn existing(&self, path: &Path) -> Option<MachineCgroup> {
-        (path.starts_with(&self.dir) && path.is_dir()).then(|| MachineCgroup {
+    /// A machine cgroup made or adopted earlier (after a restart), if it still exists.
+    pub fn existing(&self, path: &Path, owned: bool) -> Option<MachineCgroup> {
+        (path.starts_with(&self.mount) && path.is_dir()).then(|| MachineCgroup {
             path: path.to_owned(),
             name: self.relative(path),
+            owned,
         })
+    }
+
+    /// Adopts the cgroup `name` (as `/proc/PID/cgroup` shows it) as a machine's own, if
+    /// `leader` is the only process in it: a leaf its supervisor made for it.
+    pub fn adopt(&self, name: &str, leader: u32) -> Option<MachineCgroup> {
+        if name == "/" {
+            return None;
+        }
+        let cgroup = MachineCgroup {
+            path: self.mount.join(name.trim_start_matches('/')),
+            name: name.to_owned(),
+            owned: false,
+        };
+        (cgroup.pids().ok()? == [leader]).then_some(cgroup)
     }
 
     fn relative(&self, path: &Path) -> String {
@@ -92,11 +108,13 @@ fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
-/// One machine's own cgroup.
+/// One machine's own cgroup: made by the registry (`allocateUnit`) or adopted from the
+/// machine's supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineCgroup {
     path: PathBuf,
     name: String,
+    owned: bool,
 }
 
 impl MachineCgroup {
@@ -108,6 +126,11 @@ impl MachineCgroup {
     /// Its path as `/proc/PID/cgroup` shows it (`/machine-demo.scope`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the registry made it (and so removes it); adopted ones stay to their maker.
+    pub fn is_owned(&self) -> bool {
+        self.owned
     }
 
     /// The processes in it.
@@ -179,14 +202,14 @@ impl MachineCgroup {
     /// # Errors
     /// The cgroup could not be removed.
     pub async fn release(&self) -> io::Result<()> {
-        if !self.path.exists() {
+        if !self.owned || !self.path.exists() {
             return Ok(());
         }
         self.wait_empty().await?;
         self.remove()
     }
 
-    /// Kills what is left, waits for it to go, and removes the cgroup.
+    /// Kills what is left, waits for it to go, and removes the cgroup if the registry made it.
     ///
     /// # Errors
     /// The cgroup could not be removed.
@@ -196,7 +219,7 @@ impl MachineCgroup {
         }
         self.signal_all(libc::SIGKILL)?;
         self.wait_empty().await?;
-        self.remove()
+        if self.owned { self.remove() } else { Ok(()) }
     }
 
     fn remove(&self) -> io::Result<()> {

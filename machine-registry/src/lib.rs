@@ -7,7 +7,7 @@
 //! * [`machine`] is one machine and its `List`/state-file forms; [`register`] validates a
 //!   `Register` request into one.
 //! * [`process`], [`cgroup`], [`kill`] and [`metadata`] are the OS side: pidfds and `/proc`,
-//!   the registry's own cgroups, signals, os-release.
+//!   the machines' own cgroups, signals, os-release; [`control`] calls a machine's controller.
 //! * [`names`], [`signals`] and [`state_file`] are pure parsing and formatting.
 //! * [`varlink`] maps calls onto all of this and errors back onto the wire ([`error`] is the
 //!   internal error type).
@@ -16,6 +16,7 @@
 
 pub mod cgroup;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod kill;
 pub mod lifecycle;

@@ -7,9 +7,11 @@ use berth_service_runtime::sys;
 use tokio::io::Interest;
 use tokio::task::AbortHandle;
 
-use crate::kill;
+use berth_interfaces::client::InstanceMethod;
+
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
+use crate::{control, kill};
 
 /// Removes `machine` from `registry` the moment its leader exits: the leader's pidfd becomes
 /// readable then, so this waits in epoll, not in a polling loop.
@@ -31,17 +33,49 @@ pub fn watch_leader(registry: Arc<Registry>, machine: Arc<Machine>) -> AbortHand
     .abort_handle()
 }
 
-/// Asks the machine to end: SIGTERM to its supervisor when it has a live one, else to all
-/// its processes; if it is still registered after the registry's terminate timeout, every
-/// process of it is killed.
+/// For a machine with a controller (`controlAddress`): when its supervisor dies while the
+/// leader still runs, nobody controls the machine any more, so it is killed (what is left of
+/// its cgroup, else its process tree). Machines without a controller keep running: their
+/// "supervisor" may just be the short-lived tool that registered them.
+pub fn watch_controller(registry: Arc<Registry>, machine: Arc<Machine>) -> Option<AbortHandle> {
+    machine.control_address.as_ref()?;
+    let pidfd = Arc::clone(machine.supervisor.as_ref()?.fd());
+    let task = tokio::spawn(async move {
+        if let Ok(watch) = sys::async_shared_fd(pidfd, Interest::READABLE) {
+            let _ = watch.readable().await;
+        }
+        let current = registry.get(&machine.name);
+        if current.is_some_and(|m| m.instance == machine.instance && m.leader.is_alive()) {
+            tracing::info!(machine = %machine.name, "The machine's supervisor died, killing the machine");
+            if let Err(error) = kill::signal_all(&machine, libc::SIGKILL).await {
+                tracing::warn!(machine = %machine.name, %error, "Killing failed, ignoring");
+            }
+        }
+    });
+    Some(task.abort_handle())
+}
+
+/// Asks the machine to end: through its controller's `io.systemd.MachineInstance.Terminate`
+/// if it has one, else SIGTERM to its supervisor if that lives, else SIGTERM to all its
+/// processes. If it is still registered after the registry's terminate timeout, every process
+/// of it is killed.
 ///
 /// # Errors
-/// The first signal could not be sent.
+/// The last fallback, signalling the machine's processes, failed.
 pub async fn terminate(registry: &Arc<Registry>, machine: &Arc<Machine>) -> std::io::Result<()> {
-    let supervisor_asked = machine
-        .supervisor
-        .as_ref()
-        .is_some_and(|supervisor| supervisor.signal(libc::SIGTERM).is_ok());
+    let controller_asked = match control::call(machine, InstanceMethod::Terminate).await {
+        Ok(()) => true,
+        Err(error) if machine.control_address.is_some() => {
+            tracing::info!(machine = %machine.name, %error, "The controller did not terminate the machine, signalling instead");
+            false
+        }
+        Err(_) => false,
+    };
+    let supervisor_asked = controller_asked
+        || machine
+            .supervisor
+            .as_ref()
+            .is_some_and(|supervisor| supervisor.signal(libc::SIGTERM).is_ok());
     if !supervisor_asked {
         kill::signal_all(machine, libc::SIGTERM).await?;
     }

@@ -85,10 +85,8 @@ impl Machine {
             ("UID", Some(self.uid.to_string())),
             ("SCOPE", self.unit.clone()),
             ("SUBGROUP", self.subgroup.clone()),
-            (
-                "CGROUP",
-                self.cgroup.as_ref().map(|c| c.path().display().to_string()),
-            ),
+            ("CGROUP", self.cgroup_path(true)),
+            ("ADOPTED_CGROUP", self.cgroup_path(false)),
             ("SERVICE", self.service.clone()),
             ("ROOT", self.root_directory.clone()),
             ("ID", self.id.clone()),
@@ -112,6 +110,13 @@ impl Machine {
             ("CONTROL_ADDRESS", self.control_address.clone()),
             ("STOPPING", self.stopping.then(|| "1".to_owned())),
         ]
+    }
+}
+
+impl Machine {
+    fn cgroup_path(&self, owned: bool) -> Option<String> {
+        let cgroup = self.cgroup.as_ref().filter(|c| c.is_owned() == owned)?;
+        Some(cgroup.path().display().to_string())
     }
 }
 

@@ -86,8 +86,20 @@ pub enum RegistryError {
 pub struct NewMachine {
     /// The machine as validated from the request.
     pub machine: Machine,
-    /// Whether to make a cgroup for it.
-    pub allocate_unit: bool,
+    /// Where its own cgroup comes from.
+    pub cgroup: CgroupPlan,
+}
+
+/// Where a new machine's own cgroup comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupPlan {
+    /// It has none (its processes are found through the leader's process tree).
+    None,
+    /// The registry makes one and moves the leader into it (`allocateUnit: true`).
+    Allocate,
+    /// Its supervisor made this one (as `/proc/PID/cgroup` names it) for the leader: adopt
+    /// it if the leader is the only process in it.
+    Adopt(String),
 }
 
 #[derive(Debug, Default)]
@@ -97,7 +109,7 @@ struct State {
     by_cgroup: HashMap<String, String>,
     by_unit: HashMap<String, String>,
     per_uid: HashMap<u32, usize>,
-    watchers: HashMap<u64, AbortHandle>,
+    watchers: HashMap<u64, Vec<AbortHandle>>,
 }
 
 /// The machine registry.
@@ -223,7 +235,7 @@ impl Registry {
         new: NewMachine,
         privileged: bool,
     ) -> Result<Arc<Machine>, RegistryError> {
-        let machine = self.insert(new.machine, new.allocate_unit, privileged)?;
+        let machine = self.insert(new.machine, &new.cgroup, privileged)?;
         tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
         Ok(machine)
     }
@@ -233,20 +245,25 @@ impl Registry {
     /// # Errors
     /// As [`Registry::add`].
     pub fn readd(self: &Arc<Self>, machine: Machine) -> Result<Arc<Machine>, RegistryError> {
-        self.insert(machine, false, true)
+        self.insert(machine, &CgroupPlan::None, true)
     }
 
     fn insert(
         self: &Arc<Self>,
         mut machine: Machine,
-        allocate_unit: bool,
+        cgroup: &CgroupPlan,
         privileged: bool,
     ) -> Result<Arc<Machine>, RegistryError> {
         let mut state = self.lock();
         self.check_room(&state, &machine, privileged)?;
         machine.instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
-        if allocate_unit {
-            self.allocate_cgroup(&mut machine)?;
+        match cgroup {
+            CgroupPlan::None => {}
+            CgroupPlan::Allocate => self.allocate_cgroup(&mut machine)?,
+            CgroupPlan::Adopt(name) => {
+                let root = self.config.cgroup_root.as_ref();
+                machine.cgroup = root.and_then(|root| root.adopt(name, machine.leader.pid()));
+            }
         }
         let machine = Arc::new(machine);
         let unit_link = machine.owns_unit()
@@ -255,7 +272,7 @@ impl Registry {
                 .as_ref()
                 .is_some_and(|unit| !state.by_unit.contains_key(unit));
         if let Err(e) = self.save(&machine, unit_link) {
-            if allocate_unit {
+            if *cgroup == CgroupPlan::Allocate {
                 release_cgroup(&machine, Removal::Ended);
             }
             return Err(RegistryError::Persist(e));
@@ -336,8 +353,10 @@ impl Registry {
             state.by_unit.insert(unit.clone(), name);
         }
         *state.per_uid.entry(machine.uid).or_insert(0) += 1;
-        let watcher = lifecycle::watch_leader(Arc::clone(self), Arc::clone(machine));
-        state.watchers.insert(machine.instance, watcher);
+        let leader = lifecycle::watch_leader(Arc::clone(self), Arc::clone(machine));
+        let controller = lifecycle::watch_controller(Arc::clone(self), Arc::clone(machine));
+        let watchers = std::iter::once(leader).chain(controller).collect();
+        state.watchers.insert(machine.instance, watchers);
     }
 
     /// Removes the machine `name` (only the registration `instance`, if given): drops it from
@@ -384,7 +403,7 @@ impl Registry {
                 state.per_uid.remove(&machine.uid);
             }
         }
-        if let Some(watcher) = state.watchers.remove(&machine.instance) {
+        for watcher in state.watchers.remove(&machine.instance).unwrap_or_default() {
             watcher.abort();
         }
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Error;
 use crate::machine::{self, Machine};
-use crate::manager::NewMachine;
+use crate::manager::{CgroupPlan, NewMachine};
 use crate::names;
 use crate::process::{self, ProcessRef};
 
@@ -32,6 +32,7 @@ pub fn prepare(
         .pidfd()
         .and_then(|fd| fd.try_clone_to_owned().ok())
         .and_then(|fd| ProcessRef::from_pidfd(fd).ok());
+    let caller_cgroup = caller.as_ref().and_then(|c| process::cgroup_path(c.pid()));
     let (leader, supervisor) = match fields.leader {
         Some(leader) => {
             let supervisor = caller.filter(|c| !c.same_process(&leader));
@@ -47,9 +48,20 @@ pub fn prepare(
     if !peer.is_privileged() && !process::is_owned_by(&leader, peer.uid)? {
         return Err(Error::PermissionDenied);
     }
-    let (unit, subgroup) = process::cgroup_path(leader.pid())
-        .map(|path| machine::unit_of_cgroup(&path))
+    let leader_cgroup = process::cgroup_path(leader.pid());
+    let (unit, subgroup) = leader_cgroup
+        .as_deref()
+        .map(machine::unit_of_cgroup)
         .unwrap_or_default();
+    let cgroup = match (request.allocate_unit, leader_cgroup) {
+        (Some(true), _) => CgroupPlan::Allocate,
+        // A leader in a cgroup of its own, apart from its supervisor's: the supervisor made
+        // it for the machine (checked against the cgroup's members when adding).
+        (_, Some(path)) if supervisor.is_some() && Some(&path) != caller_cgroup.as_ref() => {
+            CgroupPlan::Adopt(path)
+        }
+        _ => CgroupPlan::None,
+    };
     let machine = Machine {
         name: request.name,
         instance: 0,
@@ -71,10 +83,7 @@ pub fn prepare(
         uid: peer.uid,
         stopping: false,
     };
-    Ok(NewMachine {
-        machine,
-        allocate_unit: request.allocate_unit.unwrap_or(false),
-    })
+    Ok(NewMachine { machine, cgroup })
 }
 
 /// What the checks resolve, beyond the plain strings of the request.

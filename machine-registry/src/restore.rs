@@ -58,13 +58,10 @@ pub fn restore(registry: &Arc<Registry>) -> RestoreReport {
 fn restore_one(registry: &Arc<Registry>, dir: &Path, file: &str) -> Result<(), String> {
     let text = fs::read_to_string(dir.join(file)).map_err(|e| e.to_string())?;
     let entries = state_file::parse(&text);
-    let cgroup = entries.get("CGROUP").and_then(|path| {
-        registry
-            .config()
-            .cgroup_root
-            .as_ref()?
-            .existing(Path::new(path))
-    });
+    let root = registry.config().cgroup_root.as_ref();
+    let cgroup = [("CGROUP", true), ("ADOPTED_CGROUP", false)]
+        .into_iter()
+        .find_map(|(key, owned)| root?.existing(Path::new(entries.get(key)?), owned));
     let machine = match machine_from_state(file, &entries) {
         Ok(mut machine) => {
             machine.cgroup = cgroup;
