@@ -8,12 +8,19 @@
 //! * [`logging`]: tracing setup and runtime log level changes.
 //! * [`peer`]: credentials of a connected client.
 //! * [`sys`]: the only module with `unsafe` code, wrapping the few syscalls std and rustix lack.
+//!
+//! Without the default feature `server` the crate is only [`sys`], on std, rustix and libc.
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "server")]
 pub mod activation;
+#[cfg(feature = "server")]
 pub mod logging;
+#[cfg(feature = "server")]
 pub mod notify;
+#[cfg(feature = "server")]
 pub mod peer;
 pub mod sys;
+#[cfg(feature = "server")]
 pub mod varlink;

@@ -7,9 +7,12 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(feature = "server")]
 use std::sync::Arc;
 
+#[cfg(feature = "server")]
 use tokio::io::Interest;
+#[cfg(feature = "server")]
 use tokio::io::unix::AsyncFd;
 
 /// The highest signal number Linux accepts (`_NSIG - 1`).
@@ -152,6 +155,7 @@ pub fn userns_parent(userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+#[cfg(feature = "server")]
 /// Registers a descriptor we own with the tokio reactor, to await its readiness.
 ///
 /// # Errors
@@ -165,6 +169,7 @@ pub fn async_fd(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>>
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
 }
 
+#[cfg(feature = "server")]
 /// Like [`async_fd`] for a descriptor shared through an `Arc` (e.g. a pidfd that a machine
 /// keeps for signalling while a task watches it).
 ///
