@@ -22,7 +22,8 @@ use zlink::{Call, Connection, connection::Socket};
 
 use crate::instance::{DescribeReply, InstanceError};
 use crate::machine::{
-    KillRequest, ListRequest, MachineError, MachineInfo, MachineLookup, RegisterRequest,
+    KillRequest, ListRequest, MachineError, MachineInfo, MachineLookup, MapFromRequest, MapToReply,
+    MappedIds, RegisterRequest,
 };
 use crate::registry::{RegistryError, ResolveHostReply, ResolveHostRequest, WatchReply};
 use crate::service::{EnvironmentReply, ServiceError, SetLogLevelRequest};
@@ -154,6 +155,16 @@ pub trait MachineProxy {
         &mut self,
         request: &ListRequest,
     ) -> impl Future<Output = zlink::Result<Result<Vec<MachineInfo>, MachineError>>>;
+    /// `MapFrom`.
+    fn map_from(
+        &mut self,
+        request: &MapFromRequest,
+    ) -> impl Future<Output = zlink::Result<Result<MappedIds, MachineError>>>;
+    /// `MapTo`.
+    fn map_to(
+        &mut self,
+        ids: &MappedIds,
+    ) -> impl Future<Output = zlink::Result<Result<MapToReply, MachineError>>>;
 }
 
 impl<S: Socket> MachineProxy for Connection<S> {
@@ -194,6 +205,17 @@ impl<S: Socket> MachineProxy for Connection<S> {
         request: &ListRequest,
     ) -> zlink::Result<Result<Vec<MachineInfo>, MachineError>> {
         call_more(self, "io.systemd.Machine.List", request).await
+    }
+
+    async fn map_from(
+        &mut self,
+        request: &MapFromRequest,
+    ) -> zlink::Result<Result<MappedIds, MachineError>> {
+        call(self, "io.systemd.Machine.MapFrom", request).await
+    }
+
+    async fn map_to(&mut self, ids: &MappedIds) -> zlink::Result<Result<MapToReply, MachineError>> {
+        call(self, "io.systemd.Machine.MapTo", ids).await
     }
 }
 

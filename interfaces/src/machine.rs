@@ -272,6 +272,64 @@ impl ListRequest {
     }
 }
 
+/// Parameters of `MapFrom`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MapFromRequest {
+    /// Machine name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A process of the machine; `{"pid": 0}` is the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<ProcessId>,
+    /// Accepted for compatibility; Berth does not ask polkit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_interactive_authentication: Option<bool>,
+    /// A UID inside the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// A GID inside the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+impl MapFromRequest {
+    /// The lookup part of the request.
+    pub fn lookup(&self) -> MachineLookup {
+        MachineLookup {
+            name: self.name.clone(),
+            pid: self.pid.clone(),
+            allow_interactive_authentication: self.allow_interactive_authentication,
+        }
+    }
+}
+
+/// Parameters of `MapTo`, and the IDs of a `MapFrom` reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MappedIds {
+    /// A UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// A GID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+/// Reply of `MapTo`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MapToReply {
+    /// The UID inside the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The GID inside the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The machine that owns them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_name: Option<String>,
+}
+
 /// One `List` reply: a machine and, on request, its metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -23,6 +23,24 @@ pub enum Error {
     /// The operation is not supported (for this machine, or at all).
     #[error("Operation not supported")]
     NotSupported,
+    /// No such user (in the machine, or no machine maps the host UID).
+    #[error("No such user")]
+    NoSuchUser,
+    /// No such group.
+    #[error("No such group")]
+    NoSuchGroup,
+    /// The host UID is in the host's own range (below 65536).
+    #[error("The user belongs to the host's UID range")]
+    UserInHostRange,
+    /// The host GID is in the host's own range (below 65536).
+    #[error("The group belongs to the host's GID range")]
+    GroupInHostRange,
+    /// The machine's user namespace has no simple shift.
+    #[error("The machine's UID mapping has no simple shift")]
+    NoUidShift,
+    /// The machine's addresses are not available.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     /// Registering failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),

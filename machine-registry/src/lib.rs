@@ -1,13 +1,14 @@
 //! Berth's machine registry: `io.systemd.Machine`, wire-compatible with systemd-machined.
 //!
 //! # Layout
-//! * [`manager`] holds the registry: machines by name, leader PID, cgroup and unit, the state
-//!   files, and the change events; [`lifecycle`] watches leaders through their pidfds and
+//! * [`manager`] holds the registry: its [`index`] (machines by name, leader PID, cgroup, unit
+//!   and user namespace ID range), the state files, and the change events; [`lifecycle`] watches leaders through their pidfds and
 //!   ends machines on request; [`restore`] reads the state files back after a restart.
 //! * [`machine`] is one machine and its `List`/state-file forms; [`register`] validates a
 //!   `Register` request into one.
 //! * [`process`], [`cgroup`], [`kill`] and [`metadata`] are the OS side: pidfds and `/proc`,
-//!   the machines' own cgroups, signals, os-release; [`control`] calls a machine's controller.
+//!   the machines' own cgroups, signals, os-release; [`idmap`] reads user namespaces;
+//!   [`control`] calls a machine's controller.
 //! * [`names`], [`signals`] and [`state_file`] are pure parsing and formatting.
 //! * [`varlink`] maps calls onto all of this and errors back onto the wire ([`error`] is the
 //!   internal error type).
@@ -18,12 +19,15 @@ pub mod cgroup;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod idmap;
+pub mod index;
 pub mod kill;
 pub mod lifecycle;
 pub mod machine;
 pub mod manager;
 pub mod metadata;
 pub mod names;
+pub mod network;
 pub mod process;
 pub mod register;
 pub mod restore;

@@ -9,6 +9,7 @@ use tokio::task::AbortHandle;
 
 use berth_interfaces::client::InstanceMethod;
 
+use crate::idmap::UserNamespace;
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
 use crate::{control, kill};
@@ -54,6 +55,42 @@ pub fn watch_controller(registry: Arc<Registry>, machine: Arc<Machine>) -> Optio
     });
     Some(task.abort_handle())
 }
+
+/// A container whose leader is in a user namespace of its own whose maps nobody wrote yet
+/// (registered a moment too early): reads the maps again a few times, with growing pauses,
+/// until they are there, and records them. Nothing to do for any other machine.
+pub fn watch_userns(registry: Arc<Registry>, machine: Arc<Machine>) -> Option<AbortHandle> {
+    if !machine.userns.is_pending() {
+        return None;
+    }
+    let task = tokio::spawn(async move {
+        for pause in USERNS_RECHECKS {
+            tokio::time::sleep(pause).await;
+            match UserNamespace::of_process(machine.leader.pid()) {
+                Ok(userns) if !userns.is_pending() => {
+                    registry.set_userns(&machine.name, machine.instance, userns);
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+        tracing::info!(machine = %machine.name, "Its user namespace still has no UID map, giving up");
+    });
+    Some(task.abort_handle())
+}
+
+/// Pauses between readings of a pending user namespace's maps (about a minute in all).
+const USERNS_RECHECKS: [Duration; 8] = [
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+    Duration::from_secs(40),
+];
 
 /// Asks the machine to end: through its controller's `io.systemd.MachineInstance.Terminate`
 /// if it has one, else SIGTERM to its supervisor if that lives, else SIGTERM to all its

@@ -3,6 +3,8 @@
 use berth_interfaces::machine::{MachineClass, MachineInfo, Timestamp};
 
 use crate::cgroup::MachineCgroup;
+use crate::idmap::UserNamespace;
+use crate::network::NetworkCell;
 use crate::process::ProcessRef;
 
 /// A registered machine. Machines are shared as `Arc<Machine>`; a change (such as `stopping`)
@@ -43,6 +45,10 @@ pub struct Machine {
     pub ssh_private_key_path: Option<String>,
     /// Socket of the machine's `io.systemd.MachineInstance` server.
     pub control_address: Option<String>,
+    /// The leader's user namespace and its ID maps.
+    pub userns: UserNamespace,
+    /// Its addresses, watched from the first lookup on (shared by every copy of the machine).
+    pub network: NetworkCell,
     /// UID of the user who registered it.
     pub uid: u32,
     /// Whether `Terminate` was asked for.

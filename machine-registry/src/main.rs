@@ -59,6 +59,7 @@ async fn serve(args: Args, log: Option<LogControl>, fd_limit: u64) -> anyhow::Re
     let mut config = ServerConfig::new(
         ServerInfo::berth("Berth machine registry"),
         vec![
+            idl::IO_BERTH_REGISTRY,
             idl::IO_SYSTEMD,
             idl::IO_SYSTEMD_MACHINE,
             idl::IO_SYSTEMD_SERVICE,

@@ -16,10 +16,15 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use crate::cgroup::CgroupRoot;
+use crate::idmap::UserNamespace;
+use crate::index::Index;
 use crate::machine::Machine;
 use crate::names::{self, HOST_MACHINE};
 use crate::process::{self, ProcessRef};
 use crate::{lifecycle, state_file};
+
+/// Events a slow subscriber may fall behind by before it is cut off (and resynchronizes).
+const EVENT_BACKLOG: usize = 4096;
 
 /// How the registry is set up.
 #[derive(Debug, Clone)]
@@ -38,15 +43,16 @@ pub struct RegistryConfig {
     pub terminate_timeout: std::time::Duration,
 }
 
-/// A change of the registry, for subscribers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A change of the registry, for subscribers. Events are sent while the registry is locked, so
+/// subscribers see them in the order the changes happened.
+#[derive(Debug, Clone)]
 pub enum RegistryEvent {
     /// A machine was registered (or restored at startup).
-    Added(String),
-    /// A machine changed (e.g. started stopping).
-    Changed(String),
-    /// A machine went away.
-    Removed(String),
+    Added(Arc<Machine>),
+    /// A machine changed (e.g. started stopping, or its user namespace maps were written).
+    Changed(Arc<Machine>),
+    /// A machine went away (its last state).
+    Removed(Arc<Machine>),
 }
 
 /// Why a machine left the registry; decides what happens to its own cgroup.
@@ -104,11 +110,7 @@ pub enum CgroupPlan {
 
 #[derive(Debug, Default)]
 struct State {
-    machines: HashMap<String, Arc<Machine>>,
-    by_leader: HashMap<u32, String>,
-    by_cgroup: HashMap<String, String>,
-    by_unit: HashMap<String, String>,
-    per_uid: HashMap<u32, usize>,
+    index: Index,
     watchers: HashMap<u64, Vec<AbortHandle>>,
 }
 
@@ -135,7 +137,7 @@ impl Registry {
             .then(host_machine)
             .transpose()?
             .map(Arc::new);
-        let (events, _) = broadcast::channel(1024);
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
         Ok(Arc::new(Self {
             config,
             boot_id: process::boot_id()?,
@@ -156,9 +158,11 @@ impl Registry {
         &self.boot_id
     }
 
-    /// Subscribes to registry changes.
-    pub fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
-        self.events.subscribe()
+    /// Subscribes to registry changes and takes a snapshot of every machine (`.host` first)
+    /// in one step, so no change falls between the two.
+    pub fn subscribe(&self) -> (Vec<Arc<Machine>>, broadcast::Receiver<RegistryEvent>) {
+        let state = self.lock();
+        (self.snapshot_of(&state), self.events.subscribe())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -170,22 +174,22 @@ impl Registry {
         if name == HOST_MACHINE {
             return self.host.clone();
         }
-        self.lock().machines.get(name).cloned()
+        self.lock().index.get(name).cloned()
     }
 
     /// Every machine, `.host` first.
     pub fn snapshot(&self) -> Vec<Arc<Machine>> {
-        let state = self.lock();
-        self.host
-            .iter()
-            .cloned()
-            .chain(state.machines.values().cloned())
-            .collect()
+        self.snapshot_of(&self.lock())
+    }
+
+    fn snapshot_of(&self, state: &State) -> Vec<Arc<Machine>> {
+        let machines = state.index.machines().cloned();
+        self.host.iter().cloned().chain(machines).collect()
     }
 
     /// Number of registered machines (without `.host`).
     pub fn len(&self) -> usize {
-        self.lock().machines.len()
+        self.lock().index.len()
     }
 
     /// Whether no machine is registered (`.host` does not count).
@@ -207,22 +211,30 @@ impl Registry {
     }
 
     fn machine_of_process(&self, pid: u32) -> Option<Arc<Machine>> {
-        if let Some(machine) = self.machine_led_by(pid) {
+        let led = self.lock().index.led_by(pid).cloned();
+        if let Some(machine) = led.filter(|m| m.leader.is_alive()) {
             return Some(machine);
         }
         let cgroup = process::cgroup_path(pid)?;
-        let state = self.lock();
-        let name = state.by_cgroup.get(&cgroup).or_else(|| {
-            let (unit, _) = crate::machine::unit_of_cgroup(&cgroup);
-            state.by_unit.get(&unit?)
-        })?;
-        state.machines.get(name).cloned()
+        self.lock().index.in_cgroup(&cgroup).cloned()
     }
 
-    fn machine_led_by(&self, pid: u32) -> Option<Arc<Machine>> {
+    /// The container that owns host UID `uid` through its user namespace, and the UID inside.
+    pub fn uid_owner(&self, uid: u32) -> Option<(Arc<Machine>, u32)> {
         let state = self.lock();
-        let machine = state.machines.get(state.by_leader.get(&pid)?)?;
-        machine.leader.is_alive().then(|| Arc::clone(machine))
+        state
+            .index
+            .uid_owner(uid)
+            .map(|(m, inside)| (Arc::clone(m), inside))
+    }
+
+    /// The container that owns host GID `gid` through its user namespace, and the GID inside.
+    pub fn gid_owner(&self, gid: u32) -> Option<(Arc<Machine>, u32)> {
+        let state = self.lock();
+        state
+            .index
+            .gid_owner(gid)
+            .map(|(m, inside)| (Arc::clone(m), inside))
     }
 
     /// Adds a machine: checks the name and leader are free and the quotas, makes its cgroup
@@ -270,16 +282,16 @@ impl Registry {
             && machine
                 .unit
                 .as_ref()
-                .is_some_and(|unit| !state.by_unit.contains_key(unit));
+                .is_some_and(|unit| !state.index.has_unit(unit));
         if let Err(e) = self.save(&machine, unit_link) {
             if *cgroup == CgroupPlan::Allocate {
                 release_cgroup(&machine, Removal::Ended);
             }
             return Err(RegistryError::Persist(e));
         }
-        self.index(&mut state, &machine, unit_link);
-        drop(state);
-        let _ = self.events.send(RegistryEvent::Added(machine.name.clone()));
+        state.index.insert(&machine, unit_link);
+        self.watch(&mut state, &machine);
+        let _ = self.events.send(RegistryEvent::Added(Arc::clone(&machine)));
         Ok(machine)
     }
 
@@ -289,21 +301,18 @@ impl Registry {
         machine: &Machine,
         privileged: bool,
     ) -> Result<(), RegistryError> {
-        if state.machines.contains_key(&machine.name) {
+        if state.index.get(&machine.name).is_some() {
             return Err(RegistryError::Exists(machine.name.clone()));
         }
         let leader = machine.leader.pid();
-        let other = state
-            .by_leader
-            .get(&leader)
-            .and_then(|n| state.machines.get(n));
+        let other = state.index.led_by(leader);
         if other.is_some_and(|other| other.leader.is_alive()) {
             return Err(RegistryError::LeaderTaken(leader));
         }
-        if state.machines.len() >= self.config.max_machines {
+        if state.index.len() >= self.config.max_machines {
             return Err(RegistryError::Full);
         }
-        let mine = state.per_uid.get(&machine.uid).copied().unwrap_or(0);
+        let mine = state.index.count_of_user(machine.uid);
         if !privileged && mine >= self.config.max_machines_per_user {
             return Err(RegistryError::UserQuota(machine.uid));
         }
@@ -340,22 +349,14 @@ impl Registry {
         Ok(())
     }
 
-    fn index(self: &Arc<Self>, state: &mut State, machine: &Arc<Machine>, unit_link: bool) {
-        let name = machine.name.clone();
-        state.machines.insert(name.clone(), Arc::clone(machine));
-        state.by_leader.insert(machine.leader.pid(), name.clone());
-        if let Some(cgroup) = &machine.cgroup {
-            state
-                .by_cgroup
-                .insert(cgroup.name().to_owned(), name.clone());
-        }
-        if let (true, Some(unit)) = (unit_link, &machine.unit) {
-            state.by_unit.insert(unit.clone(), name);
-        }
-        *state.per_uid.entry(machine.uid).or_insert(0) += 1;
+    fn watch(self: &Arc<Self>, state: &mut State, machine: &Arc<Machine>) {
         let leader = lifecycle::watch_leader(Arc::clone(self), Arc::clone(machine));
         let controller = lifecycle::watch_controller(Arc::clone(self), Arc::clone(machine));
-        let watchers = std::iter::once(leader).chain(controller).collect();
+        let userns = lifecycle::watch_userns(Arc::clone(self), Arc::clone(machine));
+        let watchers = std::iter::once(leader)
+            .chain(controller)
+            .chain(userns)
+            .collect();
         state.watchers.insert(machine.instance, watchers);
     }
 
@@ -368,44 +369,24 @@ impl Registry {
         removal: Removal,
     ) -> Option<Arc<Machine>> {
         let mut state = self.lock();
-        let machine = state.machines.get(name)?;
+        let machine = Arc::clone(state.index.get(name)?);
         if instance.is_some_and(|i| i != machine.instance) {
             return None;
         }
-        let machine = state.machines.remove(name)?;
-        self.unindex(&mut state, &machine);
-        drop(state);
-        self.forget(&machine);
-        release_cgroup(&machine, removal);
-        tracing::info!(machine = %machine.name, ?removal, "Machine gone");
-        let _ = self
-            .events
-            .send(RegistryEvent::Removed(machine.name.clone()));
-        Some(machine)
-    }
-
-    fn unindex(&self, state: &mut State, machine: &Machine) {
-        if state.by_leader.get(&machine.leader.pid()) == Some(&machine.name) {
-            state.by_leader.remove(&machine.leader.pid());
-        }
-        if let Some(cgroup) = &machine.cgroup {
-            state.by_cgroup.remove(cgroup.name());
-        }
-        if let Some(unit) = &machine.unit
-            && state.by_unit.get(unit) == Some(&machine.name)
-        {
-            state.by_unit.remove(unit);
+        if let Some(unit) = state.index.remove(&machine) {
             let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
-        }
-        if let Some(count) = state.per_uid.get_mut(&machine.uid) {
-            *count -= 1;
-            if *count == 0 {
-                state.per_uid.remove(&machine.uid);
-            }
         }
         for watcher in state.watchers.remove(&machine.instance).unwrap_or_default() {
             watcher.abort();
         }
+        self.forget(&machine);
+        let _ = self
+            .events
+            .send(RegistryEvent::Removed(Arc::clone(&machine)));
+        drop(state);
+        release_cgroup(&machine, removal);
+        tracing::info!(machine = %machine.name, ?removal, "Machine gone");
+        Some(machine)
     }
 
     fn forget(&self, machine: &Machine) {
@@ -416,17 +397,41 @@ impl Registry {
 
     /// Marks the machine as stopping and saves that; returns the updated machine.
     pub fn mark_stopping(&self, name: &str) -> Option<Arc<Machine>> {
+        self.update(name, None, |machine| machine.stopping = true)
+    }
+
+    /// Records that the user namespace of registration `instance` of `name` now reads `userns`.
+    pub fn set_userns(
+        &self,
+        name: &str,
+        instance: u64,
+        userns: UserNamespace,
+    ) -> Option<Arc<Machine>> {
+        self.update(name, Some(instance), |machine| machine.userns = userns)
+    }
+
+    /// Changes a machine (only registration `instance`, if given), saves and announces it.
+    fn update(
+        &self,
+        name: &str,
+        instance: Option<u64>,
+        change: impl FnOnce(&mut Machine),
+    ) -> Option<Arc<Machine>> {
         let mut state = self.lock();
-        let current = state.machines.get(name)?;
+        let current = state.index.get(name)?;
+        if instance.is_some_and(|i| i != current.instance) {
+            return None;
+        }
         let mut updated = Machine::clone(current);
-        updated.stopping = true;
+        change(&mut updated);
         let updated = Arc::new(updated);
         if let Err(error) = self.save(&updated, false) {
             tracing::warn!(machine = %name, %error, "Cannot save state, ignoring");
         }
-        state.machines.insert(name.to_owned(), Arc::clone(&updated));
-        drop(state);
-        let _ = self.events.send(RegistryEvent::Changed(name.to_owned()));
+        state.index.replace(&updated);
+        let _ = self
+            .events
+            .send(RegistryEvent::Changed(Arc::clone(&updated)));
         Some(updated)
     }
 }
@@ -476,6 +481,8 @@ fn host_machine() -> io::Result<Machine> {
         ssh_address: None,
         ssh_private_key_path: None,
         control_address: None,
+        userns: UserNamespace::Host,
+        network: Default::default(),
         uid: 0,
         stopping: false,
     })

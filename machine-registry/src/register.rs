@@ -6,6 +6,7 @@ use berth_service_runtime::peer::Peer;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
+use crate::idmap::UserNamespace;
 use crate::machine::{self, Machine};
 use crate::manager::{CgroupPlan, NewMachine};
 use crate::names;
@@ -62,6 +63,7 @@ pub fn prepare(
         }
         _ => CgroupPlan::None,
     };
+    let userns = user_namespace(request.class, leader.pid())?;
     let machine = Machine {
         name: request.name,
         instance: 0,
@@ -80,10 +82,20 @@ pub fn prepare(
         ssh_address: request.ssh_address,
         ssh_private_key_path: request.ssh_private_key_path,
         control_address: request.control_address,
+        userns,
+        network: Default::default(),
         uid: peer.uid,
         stopping: false,
     };
     Ok(NewMachine { machine, cgroup })
+}
+
+/// A container's user namespace; VMs have none that matters.
+fn user_namespace(class: MachineClass, leader: u32) -> Result<UserNamespace, Error> {
+    match class {
+        MachineClass::Container => Ok(UserNamespace::of_process(leader)?),
+        _ => Ok(UserNamespace::Host),
+    }
 }
 
 /// What the checks resolve, beyond the plain strings of the request.

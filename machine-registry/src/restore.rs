@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use berth_interfaces::machine::{MachineClass, Timestamp};
 
+use crate::idmap::UserNamespace;
 use crate::machine::Machine;
 use crate::manager::Registry;
 use crate::names;
@@ -92,6 +93,12 @@ fn machine_from_state(file: &str, entries: &HashMap<String, String>) -> Result<M
     };
     let leader = pin(get("LEADER"), get("LEADER_PIDFDID")).ok_or("its leader is gone")?;
     let parse = |key: &str| get(key).and_then(|v| v.parse::<u64>().ok());
+    let userns = match class {
+        MachineClass::Container => {
+            UserNamespace::of_process(leader.pid()).map_err(|e| e.to_string())?
+        }
+        _ => UserNamespace::Host,
+    };
     Ok(Machine {
         name: file.to_owned(),
         instance: 0,
@@ -121,6 +128,8 @@ fn machine_from_state(file: &str, entries: &HashMap<String, String>) -> Result<M
         ssh_address: get("SSH_ADDRESS"),
         ssh_private_key_path: get("SSH_PRIVATE_KEY_PATH"),
         control_address: get("CONTROL_ADDRESS"),
+        userns,
+        network: Default::default(),
         uid: parse("UID")
             .and_then(|u| u32::try_from(u).ok())
             .unwrap_or(0),

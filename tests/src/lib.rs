@@ -12,6 +12,7 @@
 
 pub mod clients;
 pub mod daemon;
+pub mod netns;
 pub mod process;
 pub mod require;
 pub mod wait;

@@ -9,6 +9,7 @@ use berth_service_runtime::varlink::ErrorReply;
 use crate::error::Error;
 use crate::manager::RegistryError;
 use crate::metadata::MetadataError;
+use crate::network::NetworkError;
 
 impl From<Error> for ErrorReply {
     fn from(error: Error) -> Self {
@@ -18,12 +19,22 @@ impl From<Error> for ErrorReply {
             Error::ExpectedMore => VarlinkError::ExpectedMore.into(),
             Error::NoSuchMachine => MachineError::NoSuchMachine.into(),
             Error::NotSupported => MachineError::NotSupported.into(),
+            Error::NoSuchUser => MachineError::NoSuchUser.into(),
+            Error::NoSuchGroup => MachineError::NoSuchGroup.into(),
+            Error::UserInHostRange => MachineError::UserInHostRange.into(),
+            Error::GroupInHostRange => MachineError::GroupInHostRange.into(),
+            Error::NoUidShift => MachineError::NoUIDShift.into(),
             Error::Registry(error) => registry_error(error),
             Error::Metadata(MetadataError::NotAvailable) => MachineError::NotAvailable.into(),
             Error::Metadata(MetadataError::NoOsRelease) => {
                 MachineError::NoOSReleaseInformation.into()
             }
-            Error::Metadata(MetadataError::Io(error)) | Error::System(error) => system(&error),
+            Error::Network(NetworkError::NoPrivateNetworking) => {
+                MachineError::NoPrivateNetworking.into()
+            }
+            Error::Metadata(MetadataError::Io(error))
+            | Error::Network(NetworkError::Io(error))
+            | Error::System(error) => system(&error),
         }
     }
 }
@@ -55,4 +66,15 @@ fn system(error: &io::Error) -> ErrorReply {
 
 fn errno(errno: i32) -> ErrorReply {
     SystemError::System { errno }.into()
+}
+
+/// The same errors for `io.berth.Registry`, which has its own names for two of them.
+pub fn berth_error(error: Error) -> ErrorReply {
+    match error {
+        Error::NoSuchMachine => berth_interfaces::registry::RegistryError::NoSuchMachine.into(),
+        Error::Network(NetworkError::NoPrivateNetworking) => {
+            berth_interfaces::registry::RegistryError::NoPrivateNetworking.into()
+        }
+        other => other.into(),
+    }
 }

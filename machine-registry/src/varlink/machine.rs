@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use berth_interfaces::machine::{
-    AcquireMetadata, KillRequest, ListRequest, MachineClass, MachineInfo, MachineLookup, ProcessId,
-    RegisterRequest,
+    AcquireMetadata, Address, KillRequest, ListRequest, MachineClass, MachineInfo, MachineLookup,
+    ProcessId, RegisterRequest,
 };
 use berth_interfaces::service::VarlinkError;
 use berth_service_runtime::peer::Peer;
@@ -13,7 +13,7 @@ use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
-use crate::{kill, lifecycle, metadata, names, register, signals};
+use crate::{kill, lifecycle, metadata, names, network, register, signals};
 
 /// `io.systemd.Machine` over the registry.
 #[derive(Debug)]
@@ -35,14 +35,27 @@ impl MachineService {
 
 impl Service for MachineService {
     async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
+        if call.interface() == "io.berth.Registry" {
+            return match call.member() {
+                "Watch" => self.watch(&call, replier).await,
+                "ResolveHost" => self.resolve_host(&call, replier).await,
+                other => Err(VarlinkError::MethodNotImplemented {
+                    method: format!("io.berth.Registry.{other}"),
+                }
+                .into()),
+            };
+        }
         let result = match call.member() {
             "Register" => self.register(&call),
             "Unregister" => self.unregister(&call),
             "Terminate" => self.terminate(&call).await,
             "Kill" => self.kill(&call).await,
             "List" => return self.list(&call, replier).await,
-            "Open" | "MapFrom" | "MapTo" | "BindMount" | "CopyFrom" | "CopyTo"
-            | "OpenRootDirectory" => Err(Error::NotSupported),
+            "MapFrom" => return self.map_from(&call, replier).await,
+            "MapTo" => return self.map_to(&call, replier).await,
+            "Open" | "BindMount" | "CopyFrom" | "CopyTo" | "OpenRootDirectory" => {
+                Err(Error::NotSupported)
+            }
             other => {
                 return Err(VarlinkError::MethodNotImplemented {
                     method: format!("{}.{other}", call.interface()),
@@ -127,7 +140,11 @@ impl MachineService {
     }
 
     /// The machine the lookup fields name; both fields must agree when both are given.
-    fn lookup(&self, lookup: &MachineLookup, peer: &Peer) -> Result<Arc<Machine>, Error> {
+    pub(super) fn lookup(
+        &self,
+        lookup: &MachineLookup,
+        peer: &Peer,
+    ) -> Result<Arc<Machine>, Error> {
         let by_name = match &lookup.name {
             Some(name) if !names::is_valid_lookup_name(name) => {
                 return Err(Error::invalid("name"));
@@ -192,7 +209,7 @@ impl MachineService {
                 Err(Error::PermissionDenied)
             };
         }
-        info.addresses = keep(graceful, Err(metadata::MetadataError::NotAvailable))?;
+        info.addresses = keep(graceful, addresses(machine).await)?;
         let reader = Arc::clone(machine);
         let os_release = tokio::task::spawn_blocking(move || metadata::os_release(&reader))
             .await
@@ -204,7 +221,7 @@ impl MachineService {
 }
 
 /// A metadata value, or — when graceful — nothing instead of the error.
-fn keep<T>(graceful: bool, value: Result<T, metadata::MetadataError>) -> Result<Option<T>, Error> {
+fn keep<T, E: Into<Error>>(graceful: bool, value: Result<T, E>) -> Result<Option<T>, Error> {
     match value {
         Ok(value) => Ok(Some(value)),
         Err(_) if graceful => Ok(None),
@@ -212,14 +229,22 @@ fn keep<T>(graceful: bool, value: Result<T, metadata::MetadataError>) -> Result<
     }
 }
 
-fn uid_shift(machine: &Machine) -> Result<u32, metadata::MetadataError> {
+async fn addresses(machine: &Machine) -> Result<Vec<Address>, Error> {
     match machine.class {
-        MachineClass::Host => Ok(0),
-        _ => Err(metadata::MetadataError::NotAvailable),
+        MachineClass::Vm => Err(metadata::MetadataError::NotAvailable.into()),
+        _ => Ok(network::addresses(machine).await?),
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(call: &Call) -> Result<T, Error> {
+fn uid_shift(machine: &Machine) -> Result<u32, Error> {
+    match machine.class {
+        MachineClass::Host => Ok(0),
+        MachineClass::Vm => Err(metadata::MetadataError::NotAvailable.into()),
+        MachineClass::Container => machine.userns.uid_shift().ok_or(Error::NoUidShift),
+    }
+}
+
+pub(super) fn decode<T: serde::de::DeserializeOwned>(call: &Call) -> Result<T, Error> {
     call.decode().map_err(|reply| {
         let field = reply.parameters.get("parameter").and_then(|p| p.as_str());
         Error::invalid(field.unwrap_or("parameters"))

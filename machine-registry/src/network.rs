@@ -1,0 +1,456 @@
+//! Machine addresses, kept current by a netlink subscription inside each network namespace.
+//!
+//! The first lookup of a machine opens a `NETLINK_ROUTE` socket inside the leader's network
+//! namespace (on a short-lived helper thread that enters the namespace, so no async thread ever
+//! switches namespaces), subscribes to address changes and dumps the addresses once. From then
+//! on a task applies every change as it happens, and lookups read the cache: no fork, no
+//! namespace switch, no netlink round trip. The subscription ends with the machine.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use berth_interfaces::machine::{Address, MachineClass};
+use berth_service_runtime::sys;
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use tokio::io::Interest;
+use tokio::sync::{OnceCell, watch};
+use tokio::task::AbortHandle;
+
+use crate::machine::Machine;
+use crate::process::ProcessRef;
+
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
+const AF_INET: i32 = 2;
+const AF_INET6: i32 = 10;
+/// How long a first lookup waits for the initial dump.
+const FIRST_DUMP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a machine has no addresses to give.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The container shares the registry's network namespace.
+    #[error("The machine shares the host's network namespace")]
+    NoPrivateNetworking,
+    /// Reading the namespace failed.
+    #[error("Cannot watch the machine's addresses")]
+    Io(#[from] io::Error),
+}
+
+/// A machine's view of its network, made on first use and shared by every copy of the machine.
+pub type NetworkCell = Arc<OnceCell<Network>>;
+
+/// Where a machine's addresses come from.
+#[derive(Debug)]
+pub enum Network {
+    /// It shares the registry's network namespace: it has none of its own.
+    Shared,
+    /// Its own namespace, watched.
+    Watched(AddressWatch),
+}
+
+/// Addresses of one network namespace, kept current; stops watching when dropped.
+#[derive(Debug)]
+pub struct AddressWatch {
+    addresses: Arc<Mutex<AddressSet>>,
+    ready: watch::Receiver<bool>,
+    task: AbortHandle,
+}
+
+impl Drop for AddressWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The addresses of a machine: of its leader's network namespace for a container, of the
+/// registry's own for `.host`.
+///
+/// # Errors
+/// [`NetworkError::NoPrivateNetworking`] for a container in the registry's namespace, else
+/// the error opening or watching the namespace.
+pub async fn addresses(machine: &Machine) -> Result<Vec<Address>, NetworkError> {
+    let host = machine.class == MachineClass::Host;
+    let network = machine
+        .network
+        .get_or_try_init(|| open(&machine.leader, host))
+        .await?;
+    match network {
+        Network::Shared => Err(NetworkError::NoPrivateNetworking),
+        Network::Watched(watch) => watch.current().await,
+    }
+}
+
+async fn open(leader: &ProcessRef, host: bool) -> Result<Network, NetworkError> {
+    let path = if host {
+        "/proc/self/ns/net".to_owned()
+    } else {
+        format!("/proc/{}/ns/net", leader.pid())
+    };
+    let netns = File::open(path)?;
+    if !host && !leader.is_alive() {
+        // The PID may be someone else's by now; that namespace is not the machine's.
+        return Err(io::Error::from_raw_os_error(libc::ESRCH).into());
+    }
+    let own_namespace_ok = host;
+    let ours = std::fs::metadata("/proc/self/ns/net")?;
+    let theirs = netns.metadata()?;
+    let shared = (ours.dev(), ours.ino()) == (theirs.dev(), theirs.ino());
+    if shared && !own_namespace_ok {
+        return Ok(Network::Shared);
+    }
+    let socket = if shared {
+        subscribe()?
+    } else {
+        subscribe_in(OwnedFd::from(netns)).await?
+    };
+    Ok(Network::Watched(AddressWatch::start(socket)?))
+}
+
+/// Opens the subscription inside `netns`, on a thread of its own that enters the namespace
+/// and ends right after (a thread that switched namespaces is never reused).
+async fn subscribe_in(netns: OwnedFd) -> io::Result<OwnedFd> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-open".into())
+        .spawn(move || {
+            let result = rustix::thread::move_into_link_name_space(
+                netns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(io::Error::from)
+            .and_then(|()| subscribe());
+            let _ = sender.send(result);
+        })?;
+    receiver.await.map_err(io::Error::other)?
+}
+
+/// A route netlink socket in the calling thread's namespace, subscribed to address changes.
+fn subscribe() -> io::Result<OwnedFd> {
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    // NETLINK_ROUTE is protocol 0, the family's default.
+    let socket = rustix::net::socket_with(AddressFamily::NETLINK, SocketType::RAW, flags, None)?;
+    rustix::net::sockopt::set_socket_recv_buffer_size(&socket, 1024 * 1024)?;
+    let groups = SocketAddrNetlink::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR);
+    rustix::net::bind(&socket, &groups)?;
+    Ok(socket)
+}
+
+impl AddressWatch {
+    fn start(socket: OwnedFd) -> io::Result<Self> {
+        let socket = sys::async_fd(socket, Interest::READABLE | Interest::WRITABLE)?;
+        let addresses = Arc::new(Mutex::new(AddressSet::default()));
+        let (ready_tx, ready) = watch::channel(false);
+        let shared = Arc::clone(&addresses);
+        let task = tokio::spawn(async move {
+            if let Err(error) = follow(&socket, &shared, &ready_tx).await {
+                tracing::warn!(%error, "Watching a machine's addresses failed, ignoring");
+            }
+        });
+        Ok(Self {
+            addresses,
+            ready,
+            task: task.abort_handle(),
+        })
+    }
+
+    /// The current addresses, sorted; waits for the first dump if it is still running.
+    async fn current(&self) -> Result<Vec<Address>, NetworkError> {
+        let mut ready = self.ready.clone();
+        let waited = tokio::time::timeout(FIRST_DUMP_TIMEOUT, ready.wait_for(|r| *r)).await;
+        if !matches!(waited, Ok(Ok(_))) {
+            return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT).into());
+        }
+        Ok(self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sorted())
+    }
+}
+
+/// Dumps the addresses, then applies every change; dumps again when the kernel says a dump
+/// was interrupted or notifications were lost.
+async fn follow(
+    socket: &tokio::io::unix::AsyncFd<OwnedFd>,
+    addresses: &Mutex<AddressSet>,
+    ready: &watch::Sender<bool>,
+) -> io::Result<()> {
+    let mut sequence = 0;
+    let mut buffer = vec![0u8; 64 * 1024];
+    'dump: loop {
+        sequence += 1;
+        addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        send_dump_request(socket, sequence).await?;
+        loop {
+            let received = match receive(socket, &mut buffer).await {
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue 'dump,
+                other => other?,
+            };
+            let mut set = addresses.lock().unwrap_or_else(PoisonError::into_inner);
+            match set.apply_datagram(&buffer[..received], sequence) {
+                Dump::Complete => {
+                    ready.send_replace(true);
+                }
+                Dump::Interrupted => continue 'dump,
+                Dump::Running => {}
+            }
+        }
+    }
+}
+
+async fn send_dump_request(
+    socket: &tokio::io::unix::AsyncFd<OwnedFd>,
+    sequence: u32,
+) -> io::Result<()> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = sequence;
+    let mut message = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetAddress(AddressMessage::default())),
+    );
+    message.finalize();
+    let mut bytes = vec![0u8; message.buffer_len()];
+    message.serialize(&mut bytes);
+    loop {
+        let mut guard = socket.writable().await?;
+        match guard.try_io(|fd| Ok(rustix::net::send(fd.get_ref(), &bytes, SendFlags::empty())?)) {
+            Ok(result) => return result.map(|_| ()),
+            Err(_would_block) => {}
+        }
+    }
+}
+
+async fn receive(
+    socket: &tokio::io::unix::AsyncFd<OwnedFd>,
+    buffer: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        let mut guard = socket.readable().await?;
+        match guard
+            .try_io(|fd| Ok(rustix::net::recv(fd.get_ref(), &mut *buffer, RecvFlags::empty())?.0))
+        {
+            Ok(result) => return result,
+            Err(_would_block) => {}
+        }
+    }
+}
+
+/// Where a dump stands after a datagram.
+enum Dump {
+    Running,
+    Complete,
+    Interrupted,
+}
+
+/// One address as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    scope: u8,
+    usable: bool,
+}
+
+/// The addresses of a namespace, by (interface, address).
+#[derive(Debug, Default)]
+struct AddressSet {
+    entries: HashMap<(u32, IpAddr), Entry>,
+}
+
+impl AddressSet {
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Applies every message of a datagram; reports on the dump `sequence`.
+    fn apply_datagram(&mut self, mut bytes: &[u8], sequence: u32) -> Dump {
+        let mut dump = Dump::Running;
+        while !bytes.is_empty() {
+            let Ok(message) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) else {
+                break;
+            };
+            let length = (message.header.length as usize).max(16);
+            let ours = message.header.sequence_number == sequence;
+            match message.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) => {
+                    self.apply(&m, true)
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) => {
+                    self.apply(&m, false)
+                }
+                NetlinkPayload::Done(_) if ours && message.header.flags & NLM_F_DUMP_INTR != 0 => {
+                    return Dump::Interrupted;
+                }
+                NetlinkPayload::Done(_) if ours => dump = Dump::Complete,
+                NetlinkPayload::Error(_) if ours => return Dump::Interrupted,
+                _ => {}
+            }
+            bytes = bytes.get(length.next_multiple_of(4)..).unwrap_or_default();
+        }
+        dump
+    }
+
+    fn apply(&mut self, message: &AddressMessage, present: bool) {
+        let Some(address) = address_of(message) else {
+            return;
+        };
+        let key = (message.header.index, address);
+        if !present {
+            self.entries.remove(&key);
+            return;
+        }
+        let entry = Entry {
+            scope: scope_value(message.header.scope),
+            usable: !is_deprecated_or_tentative(message),
+        };
+        self.entries.insert(key, entry);
+    }
+
+    /// machined's order: IPv4 first, then scope, interface index, address bytes; without
+    /// deprecated, tentative, host- and nowhere-scope addresses.
+    fn sorted(&self) -> Vec<Address> {
+        let mut usable: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.usable && e.scope < scope_value(AddressScope::Host))
+            .map(|(&(ifindex, address), e)| (address.is_ipv6(), e.scope, ifindex, octets(address)))
+            .collect();
+        usable.sort();
+        usable.dedup();
+        usable
+            .into_iter()
+            .map(|(v6, _, ifindex, bytes)| Address {
+                ifindex: (ifindex != 0).then_some(ifindex),
+                family: if v6 { AF_INET6 } else { AF_INET },
+                address: bytes,
+            })
+            .collect()
+    }
+}
+
+/// `IFA_LOCAL` if present (the local end of a point-to-point link), else `IFA_ADDRESS`.
+fn address_of(message: &AddressMessage) -> Option<IpAddr> {
+    let local = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or_else(|| {
+        message.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })
+}
+
+/// The 32-bit `IFA_FLAGS` when present, else the header's 8-bit flags.
+fn is_deprecated_or_tentative(message: &AddressMessage) -> bool {
+    let extended = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Flags(flags) => Some(*flags),
+        _ => None,
+    });
+    match extended {
+        Some(flags) => flags.intersects(AddressFlags::Deprecated | AddressFlags::Tentative),
+        None => message
+            .header
+            .flags
+            .intersects(AddressHeaderFlags::Deprecated | AddressHeaderFlags::Tentative),
+    }
+}
+
+fn scope_value(scope: AddressScope) -> u8 {
+    u8::from(scope)
+}
+
+fn octets(address: IpAddr) -> Vec<u8> {
+    match address {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    fn message(
+        index: u32,
+        address: IpAddr,
+        scope: AddressScope,
+        flags: AddressHeaderFlags,
+    ) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.index = index;
+        m.header.scope = scope;
+        m.header.flags = flags;
+        m.attributes.push(AddressAttribute::Address(address));
+        m
+    }
+
+    #[test]
+    fn addresses_sort_like_machined_and_skip_unusable_ones() {
+        let mut set = AddressSet::default();
+        let none = AddressHeaderFlags::empty();
+        let v6_global: IpAddr = "2001:db8::7".parse().unwrap();
+        let v6_link: IpAddr = "fe80::1".parse().unwrap();
+        let v4_b: IpAddr = Ipv4Addr::new(198, 51, 100, 9).into();
+        let v4_a: IpAddr = Ipv4Addr::new(198, 51, 100, 7).into();
+        set.apply(&message(2, v6_link, AddressScope::Link, none), true);
+        set.apply(&message(2, v6_global, AddressScope::Universe, none), true);
+        set.apply(&message(3, v4_b, AddressScope::Universe, none), true);
+        set.apply(&message(2, v4_a, AddressScope::Universe, none), true);
+        set.apply(
+            &message(1, Ipv4Addr::LOCALHOST.into(), AddressScope::Host, none),
+            true,
+        );
+        set.apply(
+            &message(1, Ipv6Addr::LOCALHOST.into(), AddressScope::Host, none),
+            true,
+        );
+        let tentative: IpAddr = "2001:db8::99".parse().unwrap();
+        set.apply(
+            &message(
+                2,
+                tentative,
+                AddressScope::Universe,
+                AddressHeaderFlags::Tentative,
+            ),
+            true,
+        );
+        let gone: IpAddr = Ipv4Addr::new(198, 51, 100, 8).into();
+        set.apply(&message(2, gone, AddressScope::Universe, none), true);
+        set.apply(&message(2, gone, AddressScope::Universe, none), false);
+        let sorted: Vec<(i32, Vec<u8>, Option<u32>)> = set
+            .sorted()
+            .into_iter()
+            .map(|a| (a.family, a.address, a.ifindex))
+            .collect();
+        assert_eq!(
+            sorted,
+            [
+                (AF_INET, vec![198, 51, 100, 7], Some(2)),
+                (AF_INET, vec![198, 51, 100, 9], Some(3)),
+                (AF_INET6, octets(v6_global), Some(2)),
+                (AF_INET6, octets(v6_link), Some(2)),
+            ]
+        );
+    }
+}

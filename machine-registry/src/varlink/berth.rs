@@ -1,0 +1,102 @@
+//! `io.berth.Registry`: Berth's own extensions for its companions.
+
+use berth_interfaces::machine::MachineClass;
+use berth_interfaces::registry::{
+    MachineEvent, MachineSummary, ResolveHostReply, ResolveHostRequest, WatchReply,
+};
+use berth_interfaces::service::SystemError;
+use berth_service_runtime::varlink::{Call, HandlerResult, Replier};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::error::berth_error;
+use super::machine::{MachineService, decode};
+use crate::error::Error;
+use crate::machine::Machine;
+use crate::manager::RegistryEvent;
+use crate::{names, network};
+
+impl MachineService {
+    /// `ResolveHost`: class, and for containers the addresses, from the watched cache.
+    pub(super) async fn resolve_host(
+        &self,
+        call: &Call,
+        replier: &mut Replier<'_>,
+    ) -> HandlerResult {
+        let request: ResolveHostRequest = decode(call).map_err(berth_error)?;
+        if !names::is_valid_lookup_name(&request.name) {
+            return Err(berth_error(Error::invalid("name")));
+        }
+        let machine = self
+            .registry()
+            .get(&request.name)
+            .ok_or(Error::NoSuchMachine)
+            .map_err(berth_error)?;
+        let addresses = match machine.class {
+            MachineClass::Container => Some(
+                network::addresses(&machine)
+                    .await
+                    .map_err(|e| berth_error(e.into()))?,
+            ),
+            _ => None,
+        };
+        let reply = ResolveHostReply {
+            class: machine.class,
+            addresses,
+            if_indices: (!machine.netif.is_empty()).then(|| machine.netif.clone()),
+        };
+        replier.reply(&reply).await
+    }
+
+    /// `Watch`: the machines present, `synchronized`, then every change until the client hangs
+    /// up. A client too slow to keep up is cut off (`ENOBUFS`) and must watch again.
+    pub(super) async fn watch(&self, _call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let (machines, mut events) = self.registry().subscribe();
+        for machine in &machines {
+            replier
+                .notify(&reply(MachineEvent::Existing, machine))
+                .await?;
+        }
+        let synchronized = WatchReply {
+            event: MachineEvent::Synchronized,
+            machine: None,
+        };
+        replier.notify(&synchronized).await?;
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = replier.closed() => return Err(SystemError::Disconnected.into()),
+            };
+            let (kind, machine) = match event {
+                Ok(RegistryEvent::Added(m)) => (MachineEvent::Added, m),
+                Ok(RegistryEvent::Changed(m)) => (MachineEvent::Changed, m),
+                Ok(RegistryEvent::Removed(m)) => (MachineEvent::Removed, m),
+                Err(RecvError::Lagged(_)) => {
+                    return Err(SystemError::System {
+                        errno: libc::ENOBUFS,
+                    }
+                    .into());
+                }
+                Err(RecvError::Closed) => return Err(SystemError::Disconnected.into()),
+            };
+            replier.notify(&reply(kind, &machine)).await?;
+        }
+    }
+}
+
+fn reply(event: MachineEvent, machine: &Machine) -> WatchReply {
+    WatchReply {
+        event,
+        machine: Some(summary(machine)),
+    }
+}
+
+/// The machine as companions see it; maps only for a container's own user namespace.
+pub fn summary(machine: &Machine) -> MachineSummary {
+    MachineSummary {
+        name: machine.name.clone(),
+        class: machine.class,
+        leader: machine.leader.pid(),
+        uid_map: machine.userns.uid_map().map(<[_]>::to_vec),
+        gid_map: machine.userns.gid_map().map(<[_]>::to_vec),
+    }
+}

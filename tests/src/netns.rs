@@ -1,0 +1,76 @@
+//! Containers as processes in network namespaces of their own, with veth links and test
+//! addresses (198.51.100.0/24, 2001:db8::/32). Everything lives inside the namespace, so the
+//! host's network is never touched, and it all goes away with the process.
+
+use std::process::Command;
+
+use crate::clients::run;
+use crate::process::Proc;
+use crate::wait;
+
+/// A `sleep` in a new network namespace.
+#[derive(Debug)]
+pub struct NetnsLeader {
+    proc: Proc,
+}
+
+impl NetnsLeader {
+    /// Starts it, with duplicate address detection off (so IPv6 addresses are usable at once)
+    /// and a veth pair `veth0`/`veth1` up inside.
+    pub fn start() -> Self {
+        let proc = Proc::spawn(Command::new("unshare").args(["--net", "--", "sleep", "100000"]));
+        let pid = proc.pid();
+        wait::until("the new network namespace", || {
+            std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()
+                != std::fs::read_link("/proc/self/ns/net").ok()
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+        });
+        let leader = Self { proc };
+        leader.ip_sysctl("net.ipv6.conf.all.accept_dad=0");
+        leader.ip_sysctl("net.ipv6.conf.default.accept_dad=0");
+        leader.ip(&[
+            "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+        ]);
+        leader.ip(&["link", "set", "veth0", "up"]);
+        leader.ip(&["link", "set", "veth1", "up"]);
+        leader.ip(&["link", "set", "lo", "up"]);
+        leader
+    }
+
+    /// The leader's PID.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// Runs `ip ARGS…` inside the namespace.
+    ///
+    /// # Panics
+    /// When `ip` fails.
+    pub fn ip(&self, args: &[&str]) {
+        let pid = self.pid().to_string();
+        let out = run(Command::new("nsenter")
+            .args(["-t", &pid, "-n", "ip"])
+            .args(args));
+        assert!(out.success, "ip {args:?}: {out:?}");
+    }
+
+    fn ip_sysctl(&self, setting: &str) {
+        let pid = self.pid().to_string();
+        let out = run(Command::new("nsenter").args(["-t", &pid, "-n", "sysctl", "-qw", setting]));
+        assert!(out.success, "sysctl {setting}: {out:?}");
+    }
+
+    /// The interface index of `name` inside the namespace (from `ip -o link show`, as sysfs
+    /// still shows the host's interfaces).
+    pub fn ifindex(&self, name: &str) -> u32 {
+        let pid = self.pid().to_string();
+        let out =
+            run(Command::new("nsenter").args(["-t", &pid, "-n", "ip", "-o", "link", "show", name]));
+        let index = out.stdout.split(':').next().unwrap_or_default();
+        index
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no index for {name}: {out:?}"))
+    }
+}
