@@ -74,3 +74,36 @@ impl NetnsLeader {
             .unwrap_or_else(|_| panic!("no index for {name}: {out:?}"))
     }
 }
+
+/// A `sleep` in a new user namespace whose UIDs and GIDs 0…65535 map to `shift`….
+#[derive(Debug)]
+pub struct UsernsLeader {
+    proc: Proc,
+}
+
+impl UsernsLeader {
+    /// Starts it and writes its maps from outside (as root may).
+    pub fn start(shift: u32) -> Self {
+        Self::with_maps(&format!("0 {shift} 65536"))
+    }
+
+    /// Starts it with `map` as both its UID and GID map (lines `inside outside count`).
+    pub fn with_maps(map: &str) -> Self {
+        let proc = Proc::spawn(Command::new("unshare").args(["--user", "--", "sleep", "100000"]));
+        let pid = proc.pid();
+        wait::until("the new user namespace", || {
+            std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()
+                != std::fs::read_link("/proc/self/ns/user").ok()
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+        });
+        std::fs::write(format!("/proc/{pid}/uid_map"), map).expect("uid_map");
+        std::fs::write(format!("/proc/{pid}/gid_map"), map).expect("gid_map");
+        Self { proc }
+    }
+
+    /// The leader's PID.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+}

@@ -181,12 +181,42 @@ fn lookups_kill_and_list_validate_their_parameters() {
             json!({"name": ".host"}),
             json!({"error": "io.systemd.System", "parameters": {"errno": 95}}),
         ),
+        ("MapTo", json!({"uid": 70000}), machine_error("NoSuchUser")),
+        ("MapTo", json!({"gid": 70000}), machine_error("NoSuchGroup")),
         (
             "MapTo",
-            json!({"uid": 70000}),
+            json!({"uid": 1000}),
+            machine_error("UserInHostRange"),
+        ),
+        (
+            "MapTo",
+            json!({"gid": 0}),
+            machine_error("GroupInHostRange"),
+        ),
+        ("MapTo", json!({"uid": 65535}), invalid("uid")),
+        ("MapTo", json!({"uid": -1}), invalid("uid")),
+        (
+            "MapFrom",
+            json!({"name": ".host", "uid": 0}),
+            machine_error("NotSupported"),
+        ),
+        (
+            "MapFrom",
+            json!({"name": "nope", "uid": 0}),
+            machine_error("NoSuchMachine"),
+        ),
+        (
+            "MapFrom",
+            json!({"name": ".host", "uid": 4294967295_u32}),
+            invalid("uid"),
+        ),
+        (
+            "Open",
+            json!({"name": ".host", "mode": "tty"}),
             machine_error("NotSupported"),
         ),
     ];
+
     for (method, params, expected) in cases {
         let reply = client.method(&format!("io.systemd.Machine.{method}"), params.clone());
         assert_eq!(reply, expected, "{method} {params}");
