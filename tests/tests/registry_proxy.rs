@@ -335,11 +335,13 @@ async fn every_interface_answers_with_the_text_of_its_idl_file() {
     assert_eq!(
         served,
         [
+            "io.berth.Registry",
             "io.systemd",
             "io.systemd.Machine",
             "io.systemd.service",
             "org.varlink.service"
         ]
+
     );
     for name in served {
         let file = idl::by_name(&name).expect("an IDL file for every served interface");
