@@ -298,15 +298,16 @@ async fn os_release_is_read_through_the_machines_own_root() {
             "PRETTY_NAME=Berth Test OS".to_owned()
         ])
     );
-    // Addresses come with their own issue: "yes" says so instead of leaving them out.
+    // It shares the host's network namespace: "yes" says so instead of leaving addresses out.
     let strict = ListRequest {
         acquire_metadata: Some(AcquireMetadata::Yes),
         ..list_one("rooted")
     };
     assert_eq!(
         conn.list(&strict).await.unwrap(),
-        Err(MachineError::NotAvailable)
+        Err(MachineError::NoPrivateNetworking)
     );
+
     let host = conn
         .list(&ListRequest {
             acquire_metadata: Some(AcquireMetadata::Graceful),
