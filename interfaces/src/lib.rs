@@ -16,6 +16,7 @@ pub mod idl;
 pub mod instance;
 pub mod machine;
 pub mod registry;
+pub mod resolve;
 pub mod service;
 
 #[cfg(feature = "blocking")]

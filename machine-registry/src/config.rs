@@ -33,6 +33,8 @@ pub struct Paths {
     pub socket: PathBuf,
     /// The state file directory.
     pub state_dir: PathBuf,
+    /// The `io.systemd.Resolve.Hook` socket (system scope only).
+    pub resolve_hook: Option<PathBuf>,
 }
 
 /// Errors working out the paths.
@@ -69,6 +71,7 @@ impl Args {
         Ok(Paths {
             socket: systemd.join("machine/io.systemd.Machine"),
             state_dir: systemd.join("machines"),
+            resolve_hook: (!self.user).then(|| systemd.join("resolve.hook/io.systemd.Machine")),
         })
     }
 
@@ -97,6 +100,7 @@ mod tests {
             Paths {
                 socket: "/run/systemd/machine/io.systemd.Machine".into(),
                 state_dir: "/run/systemd/machines".into(),
+                resolve_hook: Some("/run/systemd/resolve.hook/io.systemd.Machine".into()),
             }
         );
         assert_eq!(args.socket_mode(), 0o666);

@@ -18,6 +18,7 @@
 pub mod cgroup;
 pub mod config;
 pub mod control;
+pub mod dns;
 pub mod error;
 pub mod idmap;
 pub mod index;
@@ -32,5 +33,6 @@ pub mod process;
 pub mod register;
 pub mod restore;
 pub mod signals;
+pub mod startup;
 pub mod state_file;
 pub mod varlink;

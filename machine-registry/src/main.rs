@@ -1,22 +1,19 @@
 //! `berth-machine-registry`: wires sockets, logging and signals around the registry.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use berth_interfaces::idl;
-use berth_machine_registry::cgroup::CgroupRoot;
 use berth_machine_registry::config::Args;
-use berth_machine_registry::manager::{Registry, RegistryConfig};
-use berth_machine_registry::{restore, varlink::MachineService};
-use berth_service_runtime::activation::{self, PassedSockets};
+use berth_machine_registry::manager::Registry;
+use berth_machine_registry::restore;
+use berth_machine_registry::startup::{listeners, raise_fd_limit, registry_config};
+use berth_machine_registry::varlink::{HookService, MachineService};
 use berth_service_runtime::logging::{self, LogControl};
-use berth_service_runtime::notify;
 use berth_service_runtime::varlink::{Server, ServerConfig, ServerInfo};
+use berth_service_runtime::{notify, shutdown};
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
-
-/// Descriptors kept free for connections, their peer pidfds and files.
-const RESERVED_FDS: u64 = 16 * 1024;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -39,103 +36,62 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args, log: Option<LogControl>, fd_limit: u64) -> anyhow::Result<()> {
-    // Catch SIGTERM/SIGINT from the start: a stop request right after READY=1 must not kill us.
-    let shutdown = shutdown_requested()?;
+    let stopped = shutdown::requested().context("Cannot handle SIGTERM/SIGINT")?;
     let paths = args.paths()?;
-    let mut passed = PassedSockets::from_env()?;
-    let activated = !passed.is_empty();
-    let listener = match passed.take("varlink")? {
-        Some(listener) => listener,
-        None if activated => anyhow::bail!("The service manager passed no socket named 'varlink'"),
-        None => activation::bind(&paths.socket, args.socket_mode())?,
-    };
-    passed.finish()?;
-
+    let listeners = listeners(&args, &paths)?;
     let registry = Registry::new(registry_config(&args, &paths.state_dir, fd_limit)?)
         .context("Cannot set up the registry")?;
     let report = restore::restore(&registry);
     tracing::info!(restored = report.restored, dropped = report.dropped, socket = %paths.socket.display(), "Serving");
 
-    let mut config = ServerConfig::new(
-        ServerInfo::berth("Berth machine registry"),
-        vec![
-            idl::IO_BERTH_REGISTRY,
-            idl::IO_SYSTEMD,
-            idl::IO_SYSTEMD_MACHINE,
-            idl::IO_SYSTEMD_SERVICE,
-        ],
-    );
-    config.log = log;
-    let server = Server::new(MachineService::new(registry), config)?;
-    notify::ready(&format!(
-        "Serving {} machines",
-        server.service().registry().len()
-    ));
+    let machines = server(
+        MachineService::new(Arc::clone(&registry)),
+        "",
+        registry_interfaces(),
+        log,
+    )?;
+    let hook = server(
+        HookService::new(Arc::clone(&registry)),
+        ": resolve hook",
+        vec![idl::IO_SYSTEMD_RESOLVE_HOOK],
+        None,
+    )?;
+    notify::ready(&format!("Serving {} machines", registry.len()));
     notify::spawn_watchdog();
-    server.run(vec![listener], shutdown).await;
+    let hook_listener = listeners.resolve_hook;
+    tokio::join!(
+        machines.run(vec![listeners.machine], shutdown::wait(stopped.clone())),
+        hook.run(
+            hook_listener.into_iter().collect(),
+            shutdown::wait(stopped.clone())
+        ),
+    );
     notify::stopping("Shutting down");
-    if !activated {
-        let _ = std::fs::remove_file(&paths.socket);
+    for path in listeners.bound {
+        let _ = std::fs::remove_file(path);
     }
     Ok(())
 }
 
-fn registry_config(
-    args: &Args,
-    state_dir: &std::path::Path,
-    fd_limit: u64,
-) -> anyhow::Result<RegistryConfig> {
-    let cgroup_root = match &args.cgroup_root {
-        Some(dir) => Some(CgroupRoot::at(dir).context("Invalid --cgroup-root")?),
-        None => CgroupRoot::detect(),
-    };
-    // Each machine holds a leader and maybe a supervisor pidfd.
-    let max_machines =
-        usize::try_from(fd_limit.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX);
-    Ok(RegistryConfig {
-        state_dir: state_dir.to_owned(),
-        cgroup_root,
-        host_machine: !args.user,
-        max_machines: max_machines.max(64),
-        max_machines_per_user: args.max_machines_per_user,
-        terminate_timeout: args.terminate_timeout(),
-    })
+fn registry_interfaces() -> Vec<&'static str> {
+    vec![
+        idl::IO_BERTH_REGISTRY,
+        idl::IO_SYSTEMD,
+        idl::IO_SYSTEMD_MACHINE,
+        idl::IO_SYSTEMD_SERVICE,
+    ]
 }
 
-/// Raises the soft descriptor limit as far as allowed (root may raise the hard one up to
-/// `fs.nr_open`); returns the limit in force.
-fn raise_fd_limit() -> u64 {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let current = getrlimit(Resource::Nofile);
-    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok());
-    let mut wanted = current;
-    wanted.current = current.maximum;
-    if let Some(nr_open) = nr_open {
-        let raised = rustix::process::Rlimit {
-            current: Some(nr_open),
-            maximum: Some(nr_open),
-        };
-        if setrlimit(Resource::Nofile, raised).is_ok() {
-            return nr_open;
-        }
-    }
-    if setrlimit(Resource::Nofile, wanted).is_err() {
-        tracing::warn!("Cannot raise the descriptor limit, ignoring");
-        return current.current.unwrap_or(1024);
-    }
-    wanted.current.unwrap_or(u64::MAX)
-}
-
-/// Installs the SIGTERM/SIGINT handlers now; the future completes on the first of them.
-fn shutdown_requested() -> anyhow::Result<impl Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate()).context("Cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("Cannot handle SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM, shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT, shutting down"),
-        }
-    })
+fn server<S: berth_service_runtime::varlink::Service>(
+    service: S,
+    role: &str,
+    interfaces: Vec<&'static str>,
+    log: Option<LogControl>,
+) -> anyhow::Result<Server<S>> {
+    let mut config = ServerConfig::new(
+        ServerInfo::berth(&format!("Berth machine registry{role}")),
+        interfaces,
+    );
+    config.log = log;
+    Ok(Server::new(service, config)?)
 }

@@ -1,8 +1,11 @@
-//! The Varlink face of the registry: `io.systemd.Machine`.
+//! The Varlink face of the registry: `io.systemd.Machine` and `io.berth.Registry` on the
+//! registry socket, `io.systemd.Resolve.Hook` on the resolve hook socket.
 
 mod berth;
 mod error;
+mod hook;
 mod idmap;
 mod machine;
 
+pub use hook::HookService;
 pub use machine::MachineService;

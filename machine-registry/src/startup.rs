@@ -1,0 +1,111 @@
+//! Everything `main` sets up before serving: sockets, descriptor limit, registry configuration.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use berth_service_runtime::activation::{self, PassedSockets};
+use tokio::net::UnixListener;
+
+use crate::cgroup::CgroupRoot;
+use crate::config::{Args, Paths};
+use crate::manager::RegistryConfig;
+
+/// Descriptors kept free for connections, their peer pidfds and files.
+const RESERVED_FDS: u64 = 16 * 1024;
+
+/// The listening sockets: passed by the service manager, else bound here.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `io.systemd.Machine` (LISTEN_FDNAMES `varlink`).
+    pub machine: UnixListener,
+    /// `io.systemd.Resolve.Hook` (`resolve-hook`; system scope only).
+    pub resolve_hook: Option<UnixListener>,
+    /// Sockets bound here, to remove again at exit.
+    pub bound: Vec<PathBuf>,
+}
+
+/// Takes the sockets the service manager passed, binding the missing ones.
+///
+/// # Errors
+/// An unexpected or broken passed socket, or a socket that cannot be bound.
+pub fn listeners(args: &Args, paths: &Paths) -> anyhow::Result<Listeners> {
+    let mut passed = PassedSockets::from_env()?;
+    let activated = !passed.is_empty();
+    let mut bound = Vec::new();
+    let machine = match passed.take("varlink")? {
+        Some(listener) => listener,
+        None if activated => anyhow::bail!("The service manager passed no socket named 'varlink'"),
+        None => bind(&paths.socket, args.socket_mode(), &mut bound)?,
+    };
+    let resolve_hook = match (passed.take("resolve-hook")?, &paths.resolve_hook) {
+        (Some(listener), _) => Some(listener),
+        (None, Some(path)) => Some(bind(path, 0o666, &mut bound)?),
+        (None, None) => None,
+    };
+    passed.finish()?;
+    Ok(Listeners {
+        machine,
+        resolve_hook,
+        bound,
+    })
+}
+
+fn bind(path: &Path, mode: u32, bound: &mut Vec<PathBuf>) -> anyhow::Result<UnixListener> {
+    let listener = activation::bind(path, mode)?;
+    bound.push(path.to_owned());
+    Ok(listener)
+}
+
+/// The registry's configuration from the command line and the descriptor limit.
+///
+/// # Errors
+/// `--cgroup-root` is not on the cgroup2 hierarchy.
+pub fn registry_config(
+    args: &Args,
+    state_dir: &Path,
+    fd_limit: u64,
+) -> anyhow::Result<RegistryConfig> {
+    let cgroup_root = match &args.cgroup_root {
+        Some(dir) => Some(CgroupRoot::at(dir).context("Invalid --cgroup-root")?),
+        None => CgroupRoot::detect(),
+    };
+    // Each machine holds a leader and maybe a supervisor pidfd.
+    let max_machines =
+        usize::try_from(fd_limit.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX);
+    Ok(RegistryConfig {
+        state_dir: state_dir.to_owned(),
+        cgroup_root,
+        host_machine: !args.user,
+        max_machines: max_machines.max(64),
+        max_machines_per_user: args.max_machines_per_user,
+        terminate_timeout: args.terminate_timeout(),
+    })
+}
+
+/// Raises the soft descriptor limit as far as allowed (root may raise the hard one up to
+/// `fs.nr_open`); returns the limit in force.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let current = getrlimit(Resource::Nofile);
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let Some(nr_open) = nr_open {
+        let raised = Rlimit {
+            current: Some(nr_open),
+            maximum: Some(nr_open),
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return nr_open;
+        }
+    }
+    let wanted = Rlimit {
+        current: current.maximum,
+        maximum: current.maximum,
+    };
+    if setrlimit(Resource::Nofile, wanted).is_err() {
+        tracing::warn!("Cannot raise the descriptor limit, ignoring");
+        return current.current.unwrap_or(1024);
+    }
+    wanted.current.unwrap_or(u64::MAX)
+}
