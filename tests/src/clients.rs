@@ -76,19 +76,8 @@ pub fn varlinkctl_call(socket: &Path, method: &str, params: &str, more: bool) ->
 
 /// `varlinkctl call -j SOCKET METHOD PARAMS` as another user (`setpriv`, no groups).
 pub fn varlinkctl_call_as(uid: u32, socket: &Path, method: &str, params: &str) -> Run {
-    let id = uid.to_string();
-    run(Command::new("setpriv")
-        .args([
-            "--reuid",
-            &id,
-            "--regid",
-            &id,
-            "--clear-groups",
-            "--",
-            VARLINKCTL,
-            "call",
-            "-j",
-        ])
+    run(crate::users::as_user(uid, VARLINKCTL)
+        .args(["call", "-j"])
         .arg(socket)
         .args([method, params]))
 }

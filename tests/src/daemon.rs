@@ -89,14 +89,7 @@ impl Registry {
     pub fn command(&self) -> Command {
         let binary = crate::workspace_binary("berth-machine-registry");
         let mut command = match self.options.run_as {
-            Some(uid) => {
-                let mut setpriv = Command::new("setpriv");
-                let id = uid.to_string();
-                setpriv
-                    .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
-                    .arg(binary);
-                setpriv
-            }
+            Some(uid) => crate::users::as_user(uid, binary),
             None => Command::new(binary),
         };
         command.arg("--runtime-dir").arg(self.dir.path());

@@ -12,9 +12,12 @@
 
 pub mod clients;
 pub mod daemon;
+pub mod machines;
 pub mod netns;
 pub mod process;
 pub mod require;
+pub mod users;
+
 pub mod wait;
 
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 
 use berth_interfaces::client::{MachineProxy, RegistryProxy};
 use berth_interfaces::machine::{
-    AcquireMetadata, Address, ListRequest, MachineClass, MachineError, ProcessId, RegisterRequest,
+    AcquireMetadata, Address, ListRequest, MachineClass, MachineError, RegisterRequest,
 };
 use berth_interfaces::registry::RegistryError;
 use berth_tests::daemon::Registry;
@@ -13,11 +13,8 @@ use berth_tests::{require, wait};
 
 fn register_request(name: &str, class: MachineClass, leader: u32) -> RegisterRequest {
     RegisterRequest {
-        name: name.into(),
-        class,
-        leader_process_id: Some(ProcessId::from_pid(leader)),
         if_indices: Some(vec![7]),
-        ..RegisterRequest::default()
+        ..berth_tests::machines::machine(name, class, leader)
     }
 }
 

@@ -1,14 +1,14 @@
 //! Authorization without polkit, checked with varlinkctl run as unprivileged users.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use berth_tests::clients::{Run, varlinkctl_call, varlinkctl_call_as};
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::process::Proc;
+use berth_tests::users::{NOBODY, as_user};
 use berth_tests::{require, wait};
 use serde_json::json;
 
-const NOBODY: u32 = 65534;
 const OTHER: u32 = 65533;
 
 fn ready() -> bool {
@@ -40,17 +40,7 @@ fn denied(run: &Run) -> bool {
 
 /// A sleeper running as `uid`.
 fn sleeper_as(uid: u32) -> Proc {
-    let id = uid.to_string();
-    Proc::spawn(Command::new("setpriv").args([
-        "--reuid",
-        &id,
-        "--regid",
-        &id,
-        "--clear-groups",
-        "--",
-        "sleep",
-        "100000",
-    ]))
+    Proc::spawn(as_user(uid, "sleep").arg("100000"))
 }
 
 #[test]
@@ -189,18 +179,8 @@ fn listing_is_open_but_metadata_only_for_those_who_could_read_it() {
 }
 
 fn varlinkctl_call_as_more(uid: u32, registry: &Registry) -> Vec<serde_json::Value> {
-    let id = uid.to_string();
     berth_tests::clients::run(
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                &id,
-                "--regid",
-                &id,
-                "--clear-groups",
-                "--",
-                require::VARLINKCTL,
-            ])
+        as_user(uid, require::VARLINKCTL)
             .args(["call", "-j", "--more"])
             .arg(registry.socket())
             .args(["io.systemd.Machine.List", "{}"]),
@@ -227,22 +207,12 @@ os.setresgid(0, 0, 0)
 os.setresuid(0, 0, 0)
 os.execvp("sleep", ["sleep", "100000"])
 "#;
-    let id = NOBODY.to_string();
     let mut leader = Proc::spawn(
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                &id,
-                "--regid",
-                &id,
-                "--clear-groups",
-                "--",
-                "/usr/bin/python3",
-                "-c",
-                script,
-            ])
+        as_user(NOBODY, "/usr/bin/python3")
+            .args(["-c", script])
             .stdin(Stdio::piped()),
     );
+
     let pid = leader.pid();
     wait::until("the new user namespace", || {
         std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()

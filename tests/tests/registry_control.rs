@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use berth_interfaces::client::MachineProxy;
-use berth_interfaces::machine::{ListRequest, MachineError, MachineLookup};
+use berth_interfaces::machine::{ListRequest, MachineLookup};
 use berth_tests::daemon::Registry;
+use berth_tests::machines::{is_dead, wait_gone};
 use berth_tests::process::Proc;
 use berth_tests::{require, wait};
 
@@ -56,24 +57,6 @@ impl Controller {
         let log = self.socket.with_extension("control.log");
         std::fs::read_to_string(log).map_or(0, |l| l.lines().count())
     }
-}
-
-fn is_dead(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
-        .unwrap_or(true)
-}
-
-async fn wait_gone(registry: &Registry, name: &str) {
-    wait::until_async(&format!("{name} to leave the registry"), || async {
-        let mut conn = registry.connect().await;
-        let request = ListRequest {
-            name: Some(name.into()),
-            ..ListRequest::default()
-        };
-        conn.list(&request).await.unwrap() == Err(MachineError::NoSuchMachine)
-    })
-    .await;
 }
 
 fn ready() -> bool {
@@ -141,13 +124,7 @@ async fn another_machines_controller_is_never_called() {
         "name": "spoof", "class": "container", "leader": leader.pid(),
         "controlAddress": controller.socket,
     });
-    let run = berth_tests::clients::varlinkctl_call(
-        &registry.socket(),
-        "io.systemd.Machine.Register",
-        &params.to_string(),
-        false,
-    );
-    assert!(run.success, "{run:?}");
+    berth_tests::machines::register_with_varlinkctl(&registry, &params);
     let mut conn = registry.connect().await;
     conn.terminate(&MachineLookup::by_name("spoof"))
         .await

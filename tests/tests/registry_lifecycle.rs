@@ -5,22 +5,13 @@ use std::process::{Command, Stdio};
 
 use berth_interfaces::client::MachineProxy;
 use berth_interfaces::machine::{
-    KillRequest, KillWhom, ListRequest, MachineClass, MachineError, MachineInfo, MachineLookup,
-    ProcessId, RegisterRequest, SignalSpec,
+    KillRequest, KillWhom, ListRequest, MachineError, MachineInfo, MachineLookup, ProcessId,
+    RegisterRequest, SignalSpec,
 };
 use berth_tests::daemon::{Options, Registry};
+use berth_tests::machines::{children_of, container, is_dead, wait_gone};
 use berth_tests::process::Proc;
 use berth_tests::{require, wait};
-
-fn register_request(name: &str, leader: u32) -> RegisterRequest {
-    RegisterRequest {
-        name: name.into(),
-        class: MachineClass::Container,
-        leader_process_id: Some(ProcessId::from_pid(leader)),
-        service: Some("lifecycle-test".into()),
-        ..RegisterRequest::default()
-    }
-}
 
 async fn machines(registry: &Registry) -> HashMap<String, MachineInfo> {
     let mut conn = registry.connect().await;
@@ -32,20 +23,6 @@ async fn machines(registry: &Registry) -> HashMap<String, MachineInfo> {
     all.into_iter().map(|m| (m.name.clone(), m)).collect()
 }
 
-async fn wait_gone(registry: &Registry, name: &str) {
-    wait::until_async(&format!("{name} to leave the registry"), || async {
-        !machines(registry).await.contains_key(name)
-    })
-    .await;
-}
-
-/// A process is gone (or a zombie nobody reaped, which holds no resources and runs no code).
-fn is_dead(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'))
-        .unwrap_or(true)
-}
-
 #[tokio::test]
 async fn a_hundred_machines_survive_a_crash_and_those_whose_leader_died_do_not() {
     let mut registry = Registry::start();
@@ -55,7 +32,7 @@ async fn a_hundred_machines_survive_a_crash_and_those_whose_leader_died_do_not()
         let request = RegisterRequest {
             v_sock_cid: Some(100 + i as i64),
             root_directory: Some(format!("/var/lib/machines/m{i}")),
-            ..register_request(&format!("m{i}"), leader.pid())
+            ..container(&format!("m{i}"), leader.pid())
         };
         conn.register(&request).await.unwrap().unwrap();
     }
@@ -98,7 +75,7 @@ async fn exclusive_a_recycled_pid_is_not_taken_for_a_dead_leader_after_a_restart
     let mut leader = Proc::sleeper();
     let pid = leader.pid();
     let mut conn = registry.connect().await;
-    conn.register(&register_request("recycled", pid))
+    conn.register(&container("recycled", pid))
         .await
         .unwrap()
         .unwrap();
@@ -135,16 +112,10 @@ async fn terminate_without_a_live_supervisor_signals_the_whole_tree() {
     }
     let registry = Registry::start();
     let leader = Proc::shell("sleep 100000 & sleep 100000 & wait");
-    let children = wait_children(leader.pid(), 2);
+    let children = children_of(leader.pid(), 2);
     // varlinkctl registers and exits: the machine's supervisor is gone before Terminate.
     let params = serde_json::json!({"name": "tree", "class": "container", "leader": leader.pid()});
-    let run = berth_tests::clients::varlinkctl_call(
-        &registry.socket(),
-        "io.systemd.Machine.Register",
-        &params.to_string(),
-        false,
-    );
-    assert!(run.success, "{run:?}");
+    berth_tests::machines::register_with_varlinkctl(&registry, &params);
     let mut conn = registry.connect().await;
     conn.terminate(&MachineLookup::by_name("tree"))
         .await
@@ -161,11 +132,11 @@ async fn kill_all_reaches_descendants_that_left_the_session() {
     let registry = Registry::start();
     let leader = Proc::shell("setsid sleep 100000 & sleep 100000");
     let mut conn = registry.connect().await;
-    conn.register(&register_request("escapee", leader.pid()))
+    conn.register(&container("escapee", leader.pid()))
         .await
         .unwrap()
         .unwrap();
-    let children = wait_children(leader.pid(), 1);
+    let children = children_of(leader.pid(), 1);
     let kill = KillRequest {
         name: Some("escapee".into()),
         pid: None,
@@ -178,25 +149,6 @@ async fn kill_all_reaches_descendants_that_left_the_session() {
         children.iter().all(|&c| is_dead(c))
     });
     wait_gone(&registry, "escapee").await;
-}
-
-fn wait_children(parent: u32, count: usize) -> Vec<u32> {
-    let mut children = Vec::new();
-    wait::until("the leader's children", || {
-        children = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-                    rest.split(' ').nth(1) == Some(&parent.to_string())
-                })
-            })
-            .collect();
-        children.len() >= count
-    });
-    children
 }
 
 /// A python process that registers `name` for `leader` and stays: the machine's supervisor.
@@ -297,7 +249,7 @@ async fn allocate_unit_gives_the_machine_a_cgroup_that_goes_with_it() {
     let mut conn = registry.connect().await;
     let request = RegisterRequest {
         allocate_unit: Some(true),
-        ..register_request("boxed-in", leader.pid())
+        ..container("boxed-in", leader.pid())
     };
     conn.register(&request).await.unwrap().unwrap();
     let unit = "machine-boxed\\x2din.scope";
@@ -315,7 +267,7 @@ async fn allocate_unit_gives_the_machine_a_cgroup_that_goes_with_it() {
         std::path::Path::new("boxed-in")
     );
     std::io::Write::write_all(leader.child().stdin.as_mut().unwrap(), b"go\n").unwrap();
-    let children = wait_children(leader.pid(), 2);
+    let children = children_of(leader.pid(), 2);
     let child = children[0];
     let by_child = ListRequest {
         pid: Some(ProcessId::from_pid(child)),
@@ -358,7 +310,7 @@ async fn allocate_unit_without_a_writable_cgroup_tree_is_not_supported() {
     let mut conn = registry.connect().await;
     let request = RegisterRequest {
         allocate_unit: Some(true),
-        ..register_request("nowhere", leader.pid())
+        ..container("nowhere", leader.pid())
     };
     assert_eq!(
         conn.register(&request).await.unwrap(),

@@ -9,25 +9,10 @@ use berth_interfaces::machine::{
     ProcessId, RegisterRequest,
 };
 use berth_tests::daemon::Registry;
+use berth_tests::machines::{by_name, children_of, container};
 use berth_tests::process::Proc;
 use berth_tests::wait;
 use zlink::varlink_service::Proxy as _;
-
-fn register_request(name: &str, leader: u32) -> RegisterRequest {
-    RegisterRequest {
-        name: name.into(),
-        class: MachineClass::Container,
-        leader_process_id: Some(ProcessId::from_pid(leader)),
-        ..RegisterRequest::default()
-    }
-}
-
-fn list_one(name: &str) -> ListRequest {
-    ListRequest {
-        name: Some(name.into()),
-        ..ListRequest::default()
-    }
-}
 
 #[tokio::test]
 async fn every_register_field_comes_back_in_list_and_the_state_file() {
@@ -44,10 +29,10 @@ async fn every_register_field_comes_back_in_list_and_the_state_file() {
         ssh_address: Some("vsock/77".into()),
         ssh_private_key_path: Some("/etc/ssh/key".into()),
         control_address: Some("/run/full/control".into()),
-        ..register_request("full", leader.pid())
+        ..container("full", leader.pid())
     };
     conn.register(&request).await.unwrap().unwrap();
-    let info = conn.list(&list_one("full")).await.unwrap().unwrap();
+    let info = conn.list(&by_name("full")).await.unwrap().unwrap();
     assert_eq!(info.name, "full");
     assert_eq!(info.id.as_deref(), Some("0123456789abcdef0123456789abcdef"));
     assert_eq!(info.class, MachineClass::Vm);
@@ -96,7 +81,7 @@ async fn leader_defaults_to_the_caller_and_duplicates_are_refused() {
         ..RegisterRequest::default()
     };
     conn.register(&request).await.unwrap().unwrap();
-    let info = conn.list(&list_one("me")).await.unwrap().unwrap();
+    let info = conn.list(&by_name("me")).await.unwrap().unwrap();
     assert_eq!(info.leader.unwrap().pid, std::process::id());
     assert!(info.supervisor.is_none());
     assert_eq!(
@@ -127,7 +112,7 @@ async fn machines_are_found_by_pid_of_leader_descendant_or_caller() {
             .stdin(Stdio::piped()),
     );
     let mut conn = registry.connect().await;
-    conn.register(&register_request("tree", leader.pid()))
+    conn.register(&container("tree", leader.pid()))
         .await
         .unwrap()
         .unwrap();
@@ -138,7 +123,7 @@ async fn machines_are_found_by_pid_of_leader_descendant_or_caller() {
     };
     assert_eq!(conn.list(&by_leader).await.unwrap().unwrap().name, "tree");
 
-    let child = wait_for_child(leader.pid());
+    let child = children_of(leader.pid(), 1)[0];
     let by_child = ListRequest {
         pid: Some(ProcessId::from_pid(child)),
         ..ListRequest::default()
@@ -179,38 +164,17 @@ async fn machines_are_found_by_pid_of_leader_descendant_or_caller() {
     }
 }
 
-fn wait_for_child(parent: u32) -> u32 {
-    let mut found = None;
-    wait::until("the leader's child", || {
-        found = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(Result::ok)
-            .find_map(|e| {
-                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                let ppid: u32 = stat[stat.rfind(')')? + 2..]
-                    .split(' ')
-                    .nth(1)?
-                    .parse()
-                    .ok()?;
-                (ppid == parent).then_some(pid)
-            });
-        found.is_some()
-    });
-    found.unwrap()
-}
-
 #[tokio::test]
 async fn unregister_leaves_the_processes_and_kill_reaches_them() {
     let registry = Registry::start();
     let mut kept = Proc::sleeper();
     let mut killed = Proc::sleeper();
     let mut conn = registry.connect().await;
-    conn.register(&register_request("kept", kept.pid()))
+    conn.register(&container("kept", kept.pid()))
         .await
         .unwrap()
         .unwrap();
-    conn.register(&register_request("killed", killed.pid()))
+    conn.register(&container("killed", killed.pid()))
         .await
         .unwrap()
         .unwrap();
@@ -220,7 +184,7 @@ async fn unregister_leaves_the_processes_and_kill_reaches_them() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        conn.list(&list_one("kept")).await.unwrap(),
+        conn.list(&by_name("kept")).await.unwrap(),
         Err(MachineError::NoSuchMachine)
     );
     assert!(!registry.state_dir().join("kept").exists());
@@ -237,7 +201,7 @@ async fn unregister_leaves_the_processes_and_kill_reaches_them() {
     wait::until("the killed leader", || killed.has_exited());
     wait::until_async("the machine to go", || async {
         let mut conn = registry.connect().await;
-        conn.list(&list_one("killed")).await.unwrap() == Err(MachineError::NoSuchMachine)
+        conn.list(&by_name("killed")).await.unwrap() == Err(MachineError::NoSuchMachine)
     })
     .await;
 }
@@ -282,13 +246,13 @@ async fn os_release_is_read_through_the_machines_own_root() {
         std::fs::read_to_string(format!("/proc/{}/comm", leader.pid()))
             .is_ok_and(|c| c.trim() == "sleep")
     });
-    conn.register(&register_request("rooted", leader.pid()))
+    conn.register(&container("rooted", leader.pid()))
         .await
         .unwrap()
         .unwrap();
     let request = ListRequest {
         acquire_metadata: Some(AcquireMetadata::Graceful),
-        ..list_one("rooted")
+        ..by_name("rooted")
     };
     let info = conn.list(&request).await.unwrap().unwrap();
     assert_eq!(
@@ -301,7 +265,7 @@ async fn os_release_is_read_through_the_machines_own_root() {
     // It shares the host's network namespace: "yes" says so instead of leaving addresses out.
     let strict = ListRequest {
         acquire_metadata: Some(AcquireMetadata::Yes),
-        ..list_one("rooted")
+        ..by_name("rooted")
     };
     assert_eq!(
         conn.list(&strict).await.unwrap(),
@@ -311,7 +275,7 @@ async fn os_release_is_read_through_the_machines_own_root() {
     let host = conn
         .list(&ListRequest {
             acquire_metadata: Some(AcquireMetadata::Graceful),
-            ..list_one(".host")
+            ..by_name(".host")
         })
         .await
         .unwrap()

@@ -5,9 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use berth_interfaces::client::MachineProxy;
-use berth_interfaces::machine::{MachineClass, ProcessId, RegisterRequest};
+use berth_interfaces::machine::MachineClass;
 use berth_tests::clients::varlinkctl_call;
 use berth_tests::daemon::Registry;
+use berth_tests::machines::machine;
 use berth_tests::netns::NetnsLeader;
 use berth_tests::process::Proc;
 use berth_tests::require;
@@ -17,15 +18,6 @@ fn hook(registry: &Registry) -> std::path::PathBuf {
     registry
         .runtime_dir()
         .join("systemd/resolve.hook/io.systemd.Machine")
-}
-
-fn register(name: &str, class: MachineClass, leader: u32) -> RegisterRequest {
-    RegisterRequest {
-        name: name.into(),
-        class,
-        leader_process_id: Some(ProcessId::from_pid(leader)),
-        ..RegisterRequest::default()
-    }
 }
 
 fn resolve(registry: &Registry, name: &str, rr_type: u16) -> Value {
@@ -50,7 +42,7 @@ async fn machine_names_resolve_and_names_below_them_do_not_exist() {
     leader.ip(&["addr", "add", "198.51.100.7/24", "dev", "veth0"]);
     leader.ip(&["addr", "add", "2001:db8::7/64", "dev", "veth0"]);
     let mut conn = registry.connect().await;
-    conn.register(&register("web", MachineClass::Container, leader.pid()))
+    conn.register(&machine("web", MachineClass::Container, leader.pid()))
         .await
         .unwrap()
         .unwrap();
@@ -104,7 +96,7 @@ async fn the_filter_follows_the_machines() {
     let registry = Registry::start();
     let first = Proc::sleeper();
     let mut conn = registry.connect().await;
-    conn.register(&register("one", MachineClass::Vm, first.pid()))
+    conn.register(&machine("one", MachineClass::Vm, first.pid()))
         .await
         .unwrap()
         .unwrap();
@@ -122,7 +114,7 @@ async fn the_filter_follows_the_machines() {
     };
     assert_eq!(next(), json!({"filterDomains": ["one"]}));
     let mut second = Proc::sleeper();
-    conn.register(&register("two", MachineClass::Container, second.pid()))
+    conn.register(&machine("two", MachineClass::Container, second.pid()))
         .await
         .unwrap()
         .unwrap();

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use berth_tests::clients::{varlinkctl, varlinkctl_call, varlinkctl_call_as};
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::process::Proc;
+use berth_tests::users::{NOBODY, as_user};
+
 use berth_tests::{require, wait, workspace_binary};
 use serde_json::json;
 
@@ -149,7 +151,6 @@ fn an_unprivileged_user_runs_a_user_scope_registry() {
     if !(require::root() && require::varlinkctl() && require::program("setpriv")) {
         return;
     }
-    const NOBODY: u32 = 65534;
     let registry = Registry::with(Options {
         user: true,
         cgroup: false,
@@ -162,16 +163,7 @@ fn an_unprivileged_user_runs_a_user_scope_registry() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
-    let leader = Proc::spawn(Command::new("setpriv").args([
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-        "--",
-        "sleep",
-        "100000",
-    ]));
+    let leader = Proc::spawn(as_user(NOBODY, "sleep").arg("100000"));
     let params = json!({"name": "users-own", "class": "vm", "leader": leader.pid()}).to_string();
     let run = varlinkctl_call_as(
         NOBODY,
@@ -181,16 +173,7 @@ fn an_unprivileged_user_runs_a_user_scope_registry() {
     );
     assert!(run.success, "{run:?}");
     let list = berth_tests::clients::run(
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                "--",
-                require::VARLINKCTL,
-            ])
+        as_user(NOBODY, require::VARLINKCTL)
             .args(["call", "-j", "--more"])
             .arg(registry.socket())
             .args(["io.systemd.Machine.List", "{}"]),

@@ -2,23 +2,14 @@
 
 use berth_interfaces::client::{MachineProxy, Watch};
 use berth_interfaces::machine::{
-    AcquireMetadata, ListRequest, MachineClass, MachineError, MapFromRequest, MapToReply,
-    MappedIds, ProcessId, RegisterRequest,
+    AcquireMetadata, ListRequest, MachineError, MapFromRequest, MapToReply, MappedIds,
 };
 use berth_interfaces::registry::{IdMapping, MachineEvent};
 use berth_tests::daemon::Registry;
+use berth_tests::machines::container;
 use berth_tests::netns::UsernsLeader;
 use berth_tests::process::Proc;
 use berth_tests::require;
-
-fn register_request(name: &str, leader: u32) -> RegisterRequest {
-    RegisterRequest {
-        name: name.into(),
-        class: MachineClass::Container,
-        leader_process_id: Some(ProcessId::from_pid(leader)),
-        ..RegisterRequest::default()
-    }
-}
 
 fn uid_shift_request(name: &str) -> ListRequest {
     ListRequest {
@@ -52,10 +43,7 @@ async fn uid_shift_and_id_translation_follow_the_maps() {
         ("complex", complex.pid()),
         ("plain", plain.pid()),
     ] {
-        conn.register(&register_request(name, pid))
-            .await
-            .unwrap()
-            .unwrap();
+        conn.register(&container(name, pid)).await.unwrap().unwrap();
     }
     for (name, expected) in [
         ("shifted", Some(131072)),
@@ -157,7 +145,7 @@ async fn watch_lists_the_machines_then_follows_every_change() {
     let registry = Registry::start();
     let early = Proc::sleeper();
     let mut conn = registry.connect().await;
-    conn.register(&register_request("early", early.pid()))
+    conn.register(&container("early", early.pid()))
         .await
         .unwrap()
         .unwrap();
@@ -182,13 +170,7 @@ async fn watch_lists_the_machines_then_follows_every_change() {
     // Registered by varlinkctl, so that Terminate signals the machine, not this test.
     let late = Proc::sleeper();
     let params = serde_json::json!({"name": "late", "class": "container", "leader": late.pid()});
-    let run = berth_tests::clients::varlinkctl_call(
-        &registry.socket(),
-        "io.systemd.Machine.Register",
-        &params.to_string(),
-        false,
-    );
-    assert!(run.success, "{run:?}");
+    berth_tests::machines::register_with_varlinkctl(&registry, &params);
     let added = watch.next().await.unwrap().unwrap();
     assert_eq!(added.event, MachineEvent::Added);
     let summary = added.machine.unwrap();
@@ -223,7 +205,7 @@ async fn watch_reports_user_namespace_maps() {
     let registry = Registry::start();
     let leader = UsernsLeader::start(196608);
     let mut conn = registry.connect().await;
-    conn.register(&register_request("mapped", leader.pid()))
+    conn.register(&container("mapped", leader.pid()))
         .await
         .unwrap()
         .unwrap();
