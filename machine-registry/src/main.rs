@@ -8,7 +8,7 @@ use berth_interfaces::idl;
 use berth_machine_registry::config::Args;
 use berth_machine_registry::manager::Registry;
 use berth_machine_registry::restore;
-use berth_machine_registry::startup::{listeners, raise_fd_limit, registry_config};
+use berth_machine_registry::startup::{FdBudget, listeners, raise_fd_limit, registry_config};
 use berth_machine_registry::varlink::{HookService, MachineService};
 use berth_service_runtime::logging::{self, LogControl};
 use berth_service_runtime::varlink::{Server, ServerConfig, ServerInfo};
@@ -18,14 +18,14 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = Args::parse();
     let log = logging::init("info");
-    let fd_limit = raise_fd_limit();
+    let budget = FdBudget::for_limit(raise_fd_limit());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build();
     let result = runtime
         .context("Cannot start the async runtime")
-        .and_then(|rt| rt.block_on(serve(args, log, fd_limit)));
+        .and_then(|rt| rt.block_on(serve(args, log, budget)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -35,27 +35,20 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: Args, log: Option<LogControl>, fd_limit: u64) -> anyhow::Result<()> {
+async fn serve(args: Args, log: Option<LogControl>, budget: FdBudget) -> anyhow::Result<()> {
     let stopped = shutdown::requested().context("Cannot handle SIGTERM/SIGINT")?;
     let paths = args.paths()?;
     let listeners = listeners(&args, &paths)?;
-    let registry = Registry::new(registry_config(&args, &paths.state_dir, fd_limit)?)
+    let registry = Registry::new(registry_config(&args, &paths.state_dir, budget)?)
         .context("Cannot set up the registry")?;
     let report = restore::restore(&registry);
     tracing::info!(restored = report.restored, dropped = report.dropped, socket = %paths.socket.display(), "Serving");
 
-    let machines = server(
-        MachineService::new(Arc::clone(&registry)),
-        "",
-        registry_interfaces(),
-        log,
-    )?;
-    let hook = server(
-        HookService::new(Arc::clone(&registry)),
-        ": resolve hook",
-        vec![idl::IO_SYSTEMD_RESOLVE_HOOK],
-        None,
-    )?;
+    let mut config = server_config("", registry_interfaces(), budget);
+    config.log = log;
+    let machines = Server::new(MachineService::new(Arc::clone(&registry)), config)?;
+    let config = server_config(": resolve hook", vec![idl::IO_SYSTEMD_RESOLVE_HOOK], budget);
+    let hook = Server::new(HookService::new(Arc::clone(&registry)), config)?;
     notify::ready(&format!("Serving {} machines", registry.len()));
     notify::spawn_watchdog();
     let hook_listener = listeners.resolve_hook;
@@ -82,16 +75,10 @@ fn registry_interfaces() -> Vec<&'static str> {
     ]
 }
 
-fn server<S: berth_service_runtime::varlink::Service>(
-    service: S,
-    role: &str,
-    interfaces: Vec<&'static str>,
-    log: Option<LogControl>,
-) -> anyhow::Result<Server<S>> {
-    let mut config = ServerConfig::new(
-        ServerInfo::berth(&format!("Berth machine registry{role}")),
-        interfaces,
-    );
-    config.log = log;
-    Ok(Server::new(service, config)?)
+fn server_config(role: &str, interfaces: Vec<&'static str>, budget: FdBudget) -> ServerConfig {
+    let info = ServerInfo::berth(&format!("Berth machine registry{role}"));
+    let mut config = ServerConfig::new(info, interfaces);
+    config.max_connections = budget.connections;
+    config.max_connections_per_uid = budget.connections / 4;
+    config
 }

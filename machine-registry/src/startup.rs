@@ -10,8 +10,33 @@ use crate::cgroup::CgroupRoot;
 use crate::config::{Args, Paths};
 use crate::manager::RegistryConfig;
 
-/// Descriptors kept free for connections, their peer pidfds and files.
-const RESERVED_FDS: u64 = 16 * 1024;
+/// Descriptors kept free beyond the connections' for files, sockets and the runtime.
+const SPARE_FDS: u64 = 1024;
+/// The most connections ever served at once (sd-varlink's default).
+const MAX_CONNECTIONS: u64 = 4096;
+
+/// How the descriptor budget is shared: connections (each a socket and a peer pidfd) get an
+/// eighth of the limit, up to sd-varlink's 4096; machines (a leader and a supervisor pidfd
+/// each) get what is left after a spare for everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdBudget {
+    /// Most connections at once.
+    pub connections: usize,
+    /// Most machines.
+    pub machines: usize,
+}
+
+impl FdBudget {
+    /// The budget for a descriptor limit of `limit`.
+    pub fn for_limit(limit: u64) -> Self {
+        let connections = (limit / 8).clamp(64, MAX_CONNECTIONS);
+        let machines = limit.saturating_sub(2 * connections + SPARE_FDS) / 2;
+        Self {
+            connections: usize::try_from(connections).unwrap_or(usize::MAX),
+            machines: usize::try_from(machines.max(64)).unwrap_or(usize::MAX),
+        }
+    }
+}
 
 /// The listening sockets: passed by the service manager, else bound here.
 #[derive(Debug)]
@@ -63,20 +88,17 @@ fn bind(path: &Path, mode: u32, bound: &mut Vec<PathBuf>) -> anyhow::Result<Unix
 pub fn registry_config(
     args: &Args,
     state_dir: &Path,
-    fd_limit: u64,
+    budget: FdBudget,
 ) -> anyhow::Result<RegistryConfig> {
     let cgroup_root = match &args.cgroup_root {
         Some(dir) => Some(CgroupRoot::at(dir).context("Invalid --cgroup-root")?),
         None => CgroupRoot::detect(),
     };
-    // Each machine holds a leader and maybe a supervisor pidfd.
-    let max_machines =
-        usize::try_from(fd_limit.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX);
     Ok(RegistryConfig {
         state_dir: state_dir.to_owned(),
         cgroup_root,
         host_machine: !args.user,
-        max_machines: max_machines.max(64),
+        max_machines: budget.machines,
         max_machines_per_user: args.max_machines_per_user,
         terminate_timeout: args.terminate_timeout(),
     })
@@ -108,4 +130,24 @@ pub fn raise_fd_limit() -> u64 {
         return current.current.unwrap_or(1024);
     }
     wanted.current.unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_descriptor_budget_scales_with_the_limit() {
+        assert_eq!(
+            FdBudget::for_limit(20_000),
+            FdBudget {
+                connections: 2500,
+                machines: 6988
+            }
+        );
+        let large = FdBudget::for_limit(1 << 20);
+        assert_eq!(large.connections, 4096);
+        assert!(large.machines > 500_000);
+        assert_eq!(FdBudget::for_limit(256).machines, 64);
+    }
 }
