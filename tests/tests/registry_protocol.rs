@@ -215,7 +215,29 @@ fn lookups_kill_and_list_validate_their_parameters() {
             json!({"name": ".host", "mode": "tty"}),
             machine_error("NotSupported"),
         ),
+        (
+            "BindMount",
+            json!({"name": ".host", "source": "/tmp"}),
+            machine_error("NotSupported"),
+        ),
+        (
+            "CopyFrom",
+            json!({"name": ".host", "source": "/tmp"}),
+            machine_error("NotSupported"),
+        ),
+        (
+            "CopyTo",
+            json!({"name": ".host", "source": "/tmp"}),
+            machine_error("NotSupported"),
+        ),
+        (
+            "OpenRootDirectory",
+            json!({"name": ".host"}),
+            machine_error("NotSupported"),
+        ),
+        ("BindMount", json!({"name": ".host"}), invalid("source")),
     ];
+
 
     for (method, params, expected) in cases {
         let reply = client.method(&format!("io.systemd.Machine.{method}"), params.clone());
