@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustix::process::{Pid, Signal};
 use tempfile::TempDir;
 
+use crate::clients::RawClient;
 use crate::process::Proc;
 use crate::wait;
 
@@ -186,6 +187,24 @@ impl Registry {
         let status = proc.child().wait().expect("wait");
         proc.kill();
         status
+    }
+
+    /// Registers machine `name` of `class` (`container`, `vm`) led by `leader`, with host-side
+    /// interface indices `if_indices`, over a plain blocking connection.
+    ///
+    /// # Panics
+    /// When the registry refuses.
+    pub fn register(&self, name: &str, class: &str, leader: u32, if_indices: &[u32]) {
+        let reply = RawClient::connect(&self.socket()).method(
+            "io.systemd.Machine.Register",
+            serde_json::json!({
+                "name": name,
+                "class": class,
+                "leaderProcessId": {"pid": leader},
+                "ifIndices": if_indices,
+            }),
+        );
+        assert!(reply.get("error").is_none(), "Register {name}: {reply}");
     }
 
     /// A zlink connection to the registry.

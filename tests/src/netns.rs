@@ -27,8 +27,8 @@ impl NetnsLeader {
                     .is_ok_and(|c| c.trim() == "sleep")
         });
         let leader = Self { proc };
-        leader.ip_sysctl("net.ipv6.conf.all.accept_dad=0");
-        leader.ip_sysctl("net.ipv6.conf.default.accept_dad=0");
+        leader.sysctl("net.ipv6.conf.all.accept_dad=0");
+        leader.sysctl("net.ipv6.conf.default.accept_dad=0");
         leader.ip(&[
             "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
         ]);
@@ -55,7 +55,11 @@ impl NetnsLeader {
         assert!(out.success, "ip {args:?}: {out:?}");
     }
 
-    fn ip_sysctl(&self, setting: &str) {
+    /// Sets a sysctl (`NAME=VALUE`) inside the namespace.
+    ///
+    /// # Panics
+    /// When `sysctl` fails.
+    pub fn sysctl(&self, setting: &str) {
         let pid = self.pid().to_string();
         let out = run(Command::new("nsenter").args(["-t", &pid, "-n", "sysctl", "-qw", setting]));
         assert!(out.success, "sysctl {setting}: {out:?}");
