@@ -277,6 +277,9 @@ unsafe fn name_and_buffer<'a>(
     buffer: *mut c_char,
     buflen: size_t,
 ) -> (&'a [u8], &'a mut [u8]) {
+    // No buffer is larger than isize::MAX bytes; a bigger buflen is a lie a slice must not
+    // believe.
+    let buflen = buflen.min(isize::MAX.unsigned_abs());
     // SAFETY: the caller's contract.
     unsafe {
         (
@@ -465,5 +468,36 @@ fn use_inet6() -> bool {
     unsafe {
         let state = __res_state();
         !state.is_null() && (*state).options & RES_USE_INET6 != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::test_utils::Socket;
+
+    #[test]
+    fn socket_addresses_fit_sun_path_or_are_refused() {
+        let (address, length) = socket_address(Path::new("/run/x")).unwrap();
+        assert_eq!(address.sun_path[..7], [47, 114, 117, 110, 47, 120, 0]);
+        assert_eq!(length as usize, offset_of!(libc::sockaddr_un, sun_path) + 7);
+        let long = format!("/{}", "x".repeat(107));
+        let error = socket_address(Path::new(&long)).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn connecting_reports_a_missing_listener_at_once() {
+        let socket = Socket::new("ffi");
+        let error = connect(&socket.path(), Duration::from_secs(5)).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOENT));
+        let _listener = UnixListener::bind(socket.path()).unwrap();
+        let stream = connect(&socket.path(), Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            stream.write_timeout().unwrap(),
+            Some(Duration::from_secs(5))
+        );
     }
 }
