@@ -77,9 +77,7 @@ fn bench(iterations: usize) {
         env: vec![("RUST_LOG".into(), "info".into())],
         ..Options::default()
     });
-    let leader = NetnsLeader::start();
-    leader.sysctl("net.ipv6.conf.all.disable_ipv6=1");
-    leader.ip(&["addr", "add", &format!("{ADDRESS}/24"), "dev", "veth0"]);
+    let leader = NetnsLeader::ipv4_only(&[&format!("{ADDRESS}/24")]);
     registry.register(MACHINE, "container", leader.pid(), &[]);
     let etc_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let sandbox = Sandbox::new("files mymachines", &etc_hosts)

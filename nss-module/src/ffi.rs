@@ -219,53 +219,29 @@ pub unsafe extern "C" fn _nss_mymachines_gethostbyname_r(
     status
 }
 
-/// `getpwnam_r`: nss-mymachines no longer resolves users (userdb does); kept for
-/// compatibility.
-#[unsafe(no_mangle)]
-pub extern "C" fn _nss_mymachines_getpwnam_r(
-    _name: *const c_char,
-    _pwd: *mut libc::passwd,
-    _buffer: *mut c_char,
-    _buflen: size_t,
-    _errnop: *mut c_int,
-) -> c_int {
-    NSS_STATUS_NOTFOUND
+/// Declares user and group entry points that find nothing and touch nothing: nss-mymachines
+/// no longer resolves users and groups (userdb does) but keeps the symbols for compatibility.
+macro_rules! stubs {
+    ($($name:ident($key:ty, $record:ty);)*) => {$(
+        #[doc = concat!("`", stringify!($name), "`: finds nothing (users and groups come from userdb).")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name(
+            _key: $key,
+            _record: *mut $record,
+            _buffer: *mut c_char,
+            _buflen: size_t,
+            _errnop: *mut c_int,
+        ) -> c_int {
+            NSS_STATUS_NOTFOUND
+        }
+    )*};
 }
 
-/// `getpwuid_r`: see [`_nss_mymachines_getpwnam_r`].
-#[unsafe(no_mangle)]
-pub extern "C" fn _nss_mymachines_getpwuid_r(
-    _uid: libc::uid_t,
-    _pwd: *mut libc::passwd,
-    _buffer: *mut c_char,
-    _buflen: size_t,
-    _errnop: *mut c_int,
-) -> c_int {
-    NSS_STATUS_NOTFOUND
-}
-
-/// `getgrnam_r`: see [`_nss_mymachines_getpwnam_r`].
-#[unsafe(no_mangle)]
-pub extern "C" fn _nss_mymachines_getgrnam_r(
-    _name: *const c_char,
-    _gr: *mut libc::group,
-    _buffer: *mut c_char,
-    _buflen: size_t,
-    _errnop: *mut c_int,
-) -> c_int {
-    NSS_STATUS_NOTFOUND
-}
-
-/// `getgrgid_r`: see [`_nss_mymachines_getpwnam_r`].
-#[unsafe(no_mangle)]
-pub extern "C" fn _nss_mymachines_getgrgid_r(
-    _gid: libc::gid_t,
-    _gr: *mut libc::group,
-    _buffer: *mut c_char,
-    _buflen: size_t,
-    _errnop: *mut c_int,
-) -> c_int {
-    NSS_STATUS_NOTFOUND
+stubs! {
+    _nss_mymachines_getpwnam_r(*const c_char, libc::passwd);
+    _nss_mymachines_getpwuid_r(libc::uid_t, libc::passwd);
+    _nss_mymachines_getgrnam_r(*const c_char, libc::group);
+    _nss_mymachines_getgrgid_r(libc::gid_t, libc::group);
 }
 
 /// The name's bytes and the buffer as a slice.

@@ -143,15 +143,18 @@ mod tests {
         }
     }
 
+    fn at(bytes: &mut [u8]) -> Buffer<'_> {
+        Buffer {
+            bytes,
+            base: 0x1000,
+        }
+    }
+
     fn four(reply: &'static str, buffer: &mut [u8]) -> Response<usize> {
         let socket = Socket::new("lookup4");
         let server = serve(&socket, reply);
         let context = context(&socket);
-        let bytes = Buffer {
-            bytes: buffer,
-            base: 0x1000,
-        };
-        let response = gethostbyname4(b"demo", &context, bytes);
+        let response = gethostbyname4(b"demo", &context, at(buffer));
         server.join().unwrap();
         response
     }
@@ -160,11 +163,7 @@ mod tests {
         let socket = Socket::new("lookup3");
         let server = serve(&socket, reply);
         let mut buffer = [0; 256];
-        let bytes = Buffer {
-            bytes: &mut buffer,
-            base: 0x1000,
-        };
-        let response = gethostbyname3(b"demo", af, &context(&socket), bytes);
+        let response = gethostbyname3(b"demo", af, &context(&socket), at(&mut buffer));
         server.join().unwrap();
         response
     }
@@ -225,20 +224,12 @@ mod tests {
             connect: plain_connect,
         };
         let mut buffer = [0; 256];
-        let bytes = Buffer {
-            bytes: &mut buffer,
-            base: 0x1000,
-        };
         assert_eq!(
-            gethostbyname3(b"demo", libc::AF_UNIX, &nowhere, bytes),
+            gethostbyname3(b"demo", libc::AF_UNIX, &nowhere, at(&mut buffer)),
             Response::Unavail(libc::EAFNOSUPPORT)
         );
-        let bytes = Buffer {
-            bytes: &mut buffer,
-            base: 0x1000,
-        };
         assert_eq!(
-            gethostbyname4(b"d\xffmo", &nowhere, bytes),
+            gethostbyname4(b"d\xffmo", &nowhere, at(&mut buffer)),
             Response::Unavail(libc::EINVAL)
         );
         let activating = Context {
@@ -248,20 +239,12 @@ mod tests {
             },
             ..nowhere
         };
-        let bytes = Buffer {
-            bytes: &mut buffer,
-            base: 0x1000,
-        };
         assert_eq!(
-            gethostbyname4(b"demo", &activating, bytes),
+            gethostbyname4(b"demo", &activating, at(&mut buffer)),
             Response::Unavail(libc::EDEADLK)
         );
-        let bytes = Buffer {
-            bytes: &mut buffer,
-            base: 0x1000,
-        };
         assert_eq!(
-            gethostbyname4(b"demo", &nowhere, bytes),
+            gethostbyname4(b"demo", &nowhere, at(&mut buffer)),
             Response::Unavail(libc::ENOENT)
         );
     }

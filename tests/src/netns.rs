@@ -38,6 +38,17 @@ impl NetnsLeader {
         leader
     }
 
+    /// Starts one with IPv6 off (so no link-local addresses come and go) and `addresses`
+    /// (`ADDRESS/PREFIX`) on veth0.
+    pub fn ipv4_only(addresses: &[&str]) -> Self {
+        let leader = Self::start();
+        leader.sysctl("net.ipv6.conf.all.disable_ipv6=1");
+        for address in addresses {
+            leader.ip(&["addr", "add", address, "dev", "veth0"]);
+        }
+        leader
+    }
+
     /// The leader's PID.
     pub fn pid(&self) -> u32 {
         self.proc.pid()

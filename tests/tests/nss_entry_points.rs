@@ -32,16 +32,6 @@ fn can_run() -> bool {
         && require::program("cc")
 }
 
-/// A container in its own network namespace with IPv6 off and these IPv4 addresses on veth0.
-fn ipv4_container(addresses: &[&str]) -> NetnsLeader {
-    let leader = NetnsLeader::start();
-    leader.sysctl("net.ipv6.conf.all.disable_ipv6=1");
-    for address in addresses {
-        leader.ip(&["addr", "add", address, "dev", "veth0"]);
-    }
-    leader
-}
-
 fn assert_success(out: &Outcome) {
     assert_eq!(out.status(), (SUCCESS, ERRNOP_SENTINEL, 0), "{out:?}");
     assert_eq!(out.int("errno"), ERRNO_SENTINEL, "errno is kept: {out:?}");
@@ -148,7 +138,7 @@ fn too_small_a_buffer_asks_to_try_again_with_erange() {
         return;
     }
     let registry = Registry::start();
-    let leader = ipv4_container(&["198.51.100.7/24"]);
+    let leader = NetnsLeader::ipv4_only(&["198.51.100.7/24"]);
     registry.register("demo", "container", leader.pid(), &[]);
     let (socket, driver) = (registry.socket(), Driver::new());
     // "demo\0" takes 8 bytes; then one tuple, or an empty alias list, one address (8 bytes)
@@ -184,8 +174,8 @@ fn only_containers_with_a_network_of_their_own_resolve() {
     }
     let registry = Registry::start();
     let (vm, shared) = (Proc::sleeper(), Proc::sleeper());
-    let v4_only = ipv4_container(&["198.51.100.7/24"]);
-    let no_addresses = ipv4_container(&[]);
+    let v4_only = NetnsLeader::ipv4_only(&["198.51.100.7/24"]);
+    let no_addresses = NetnsLeader::ipv4_only(&[]);
     registry.register("vmachine", "vm", vm.pid(), &[]);
     registry.register("shared", "container", shared.pid(), &[]);
     registry.register("v4only", "container", v4_only.pid(), &[]);
@@ -246,7 +236,7 @@ fn an_address_added_inside_the_container_shows_on_the_next_lookup() {
         return;
     }
     let registry = Registry::start();
-    let leader = ipv4_container(&["198.51.100.7/24"]);
+    let leader = NetnsLeader::ipv4_only(&["198.51.100.7/24"]);
     registry.register("demo", "container", leader.pid(), &[]);
     let (socket, driver) = (registry.socket(), Driver::new());
     let lookup = || driver.call(&socket, "gethostbyname3_r", "demo", AF_INET, 4096);

@@ -31,9 +31,7 @@ fn can_run() -> bool {
 /// A registry with container `demo` at 198.51.100.7.
 fn registry_with_demo() -> (Registry, NetnsLeader) {
     let registry = Registry::start();
-    let leader = NetnsLeader::start();
-    leader.sysctl("net.ipv6.conf.all.disable_ipv6=1");
-    leader.ip(&["addr", "add", "198.51.100.7/24", "dev", "veth0"]);
+    let leader = NetnsLeader::ipv4_only(&["198.51.100.7/24"]);
     registry.register("demo", "container", leader.pid(), &[]);
     (registry, leader)
 }
