@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use berth_interfaces::blocking::Connection;
+use berth_interfaces::registry::{ResolveHostReply, ResolveHostRequest};
 use berth_tests::clients::run;
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::netns::NetnsLeader;
@@ -92,6 +94,48 @@ fn bench(iterations: usize) {
     let files = in_sandbox(FILES_NAME, &files_address(&etc_hosts));
     let real = machined257(&worker, (iterations / 5).max(WARMUP));
     report(iterations, &ours, &files, real.as_ref());
+    round_trips(&registry.socket(), iterations);
+}
+
+/// Where the time goes: the module's one call alone, from this process, on a new connection
+/// each time (as the module does) and on one open connection.
+fn round_trips(socket: &Path, iterations: usize) {
+    let request = ResolveHostRequest {
+        name: MACHINE.into(),
+    };
+    let call = |connection: &mut Connection| {
+        connection
+            .call::<_, ResolveHostReply>("io.berth.Registry.ResolveHost", &request)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    let timeout = Duration::from_secs(1);
+    let fresh = sample(iterations, || {
+        call(&mut Connection::connect(socket, timeout).map_err(|e| e.to_string())?)
+    });
+    let mut open = Connection::connect(socket, timeout).expect("a connection to the registry");
+    let reused = sample(iterations, || call(&mut open));
+    println!("where Berth's time goes: io.berth.Registry.ResolveHost alone");
+    let row = |what: &str, samples: Result<Vec<u64>, String>| match samples {
+        Ok(samples) => Stats::of(samples).row(what),
+        Err(e) => println!("{what:<58} failed: {e}"),
+    };
+    row("  on a new connection each (as the module asks)", fresh);
+    row("  on one open connection", reused);
+}
+
+/// Runs `f` [`WARMUP`] times, then `count` times timed; the times in nanoseconds.
+fn sample(count: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<Vec<u64>, String> {
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..WARMUP + count {
+        let started = Instant::now();
+        f()?;
+        let elapsed = started.elapsed();
+        if i >= WARMUP {
+            samples.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+    Ok(samples)
 }
 
 fn worker_args(name: &str, expected: &str, count: usize) -> [String; 4] {
@@ -144,7 +188,7 @@ struct Stats {
 
 impl Stats {
     fn parse(out: &berth_tests::clients::Run) -> Result<Self, String> {
-        let mut samples: Vec<u64> = out
+        let samples: Vec<u64> = out
             .stdout
             .lines()
             .filter_map(|line| line.parse().ok())
@@ -152,31 +196,33 @@ impl Stats {
         if !out.success || samples.is_empty() {
             return Err(format!("the worker failed: {}", out.stderr.trim()));
         }
+        Ok(Self::of(samples))
+    }
+
+    fn of(mut samples: Vec<u64>) -> Self {
         samples.sort_unstable();
         let at = |fraction: f64| {
-            let index = (fraction * (samples.len() - 1) as f64).round() as usize;
-            Duration::from_nanos(samples[index])
+            let index = (fraction * (samples.len().max(1) - 1) as f64).round() as usize;
+            Duration::from_nanos(samples.get(index).copied().unwrap_or_default())
         };
-        Ok(Self {
+        Self {
             median: at(0.5),
             p99: at(0.99),
-        })
+        }
+    }
+
+    fn row(&self, what: &str) {
+        println!("{what:<58} {:>10.1?} {:>10.1?}", self.median, self.p99);
     }
 }
 
 fn report(iterations: usize, ours: &Stats, files: &Stats, real: Result<&Stats, &String>) {
     println!("getaddrinfo() of one name, hosts: files mymachines; {iterations} lookups each");
     println!("{:<58} {:>10} {:>10}", "lookup", "median", "p99");
-    let row = |what: &str, stats: &Stats| {
-        println!("{what:<58} {:>10.1?} {:>10.1?}", stats.median, stats.p99);
-    };
-    row("machine name, Berth (nss-module + machine-registry)", ours);
-    row(&format!("/etc/hosts name ({FILES_NAME}), files"), files);
+    ours.row("machine name, Berth (nss-module + machine-registry)");
+    files.row(&format!("/etc/hosts name ({FILES_NAME}), files"));
     match real {
-        Ok(real) => row(
-            "machine name, nss-mymachines 257 + systemd-machined 257",
-            real,
-        ),
+        Ok(real) => real.row("machine name, nss-mymachines 257 + systemd-machined 257"),
         Err(why) => println!("{:<58} not measured: {why}", "machine name, machined 257"),
     }
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
@@ -200,23 +246,21 @@ fn worker(name: &str, expected: &str, count: usize) -> ExitCode {
         eprintln!("not an address: {expected}");
         return ExitCode::FAILURE;
     };
-    let mut samples = Vec::with_capacity(count);
-    for i in 0..WARMUP + count {
-        let started = Instant::now();
+    let lookup = || {
         let found = (name, 0).to_socket_addrs().map(Iterator::collect::<Vec<_>>);
-        let elapsed = started.elapsed();
-        if !found
-            .as_ref()
-            .is_ok_and(|found| found.iter().any(|a| a.ip() == expected))
-        {
-            eprintln!("lookup {i} of {name}: {found:?}");
+        match found {
+            Ok(found) if found.iter().any(|a| a.ip() == expected) => Ok(()),
+            other => Err(format!("looking up {name}: {other:?}")),
+        }
+    };
+    let samples = match sample(count, lookup) {
+        Ok(samples) => samples,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
-        if i >= WARMUP {
-            samples.push(elapsed.as_nanos());
-        }
-    }
-    let lines: Vec<String> = samples.iter().map(u128::to_string).collect();
+    };
+    let lines: Vec<String> = samples.iter().map(u64::to_string).collect();
     println!("{}", lines.join("\n"));
     ExitCode::SUCCESS
 }
