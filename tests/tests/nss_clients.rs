@@ -12,7 +12,6 @@ use berth_tests::netns::NetnsLeader;
 use berth_tests::nss::{Driver, Outcome, Sandbox};
 use berth_tests::process::Proc;
 use berth_tests::{require, wait};
-use rustix::process::{Pid, Signal};
 
 const ETC_HOSTS: &str = "127.0.0.1 localhost\n198.51.100.250 hostsonly\n";
 
@@ -199,12 +198,11 @@ fn an_address_added_later_and_a_stopped_registry_show_on_the_next_lookup() {
     });
 
     // Frozen, each lookup waits out the timeout, then files answers.
-    let pid = Pid::from_raw(registry.pid().try_into().unwrap()).unwrap();
-    rustix::process::kill_process(pid, Signal::STOP).unwrap();
+    registry.suspend();
     let started = Instant::now();
     let out = getent(&sandbox, "hosts", "hostsonly");
     let elapsed = started.elapsed();
-    rustix::process::kill_process(pid, Signal::CONT).unwrap();
+    registry.resume();
     assert!(out.success, "{out:?}");
     assert!(
         elapsed < Duration::from_secs(2),

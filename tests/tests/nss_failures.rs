@@ -11,7 +11,6 @@ use berth_tests::netns::NetnsLeader;
 use berth_tests::nss::{Driver, Outcome};
 use berth_tests::require;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-use rustix::process::{Pid, Signal};
 
 const SUCCESS: i64 = 1;
 const UNAVAIL: i64 = -1;
@@ -54,11 +53,6 @@ fn assert_unavailable(out: &Outcome, errnos: &[i32]) {
     );
 }
 
-fn signal(registry: &Registry, signal: Signal) {
-    let pid = Pid::from_raw(registry.pid().try_into().unwrap()).unwrap();
-    rustix::process::kill_process(pid, signal).unwrap();
-}
-
 #[test]
 fn a_hung_or_stopped_registry_costs_a_lookup_at_most_the_timeout() {
     if !can_run() {
@@ -69,9 +63,9 @@ fn a_hung_or_stopped_registry_costs_a_lookup_at_most_the_timeout() {
     assert_resolved(&lookup(&driver, &socket));
 
     // Frozen: the kernel still accepts the connection, nobody answers.
-    signal(&registry, Signal::STOP);
+    registry.suspend();
     let out = lookup(&driver, &socket);
-    signal(&registry, Signal::CONT);
+    registry.resume();
     assert_unavailable(&out, &[libc::ETIMEDOUT]);
     assert!(
         out.elapsed() >= Duration::from_millis(50),
