@@ -21,6 +21,8 @@
 #       varlinkctl (only if the host has none), varlinkctl-257, userdbctl-257
 #   * host: systemd-userdbd + libnss-systemd (bookworm, systemd 252; this
 #     pulls a 252.x point-release upgrade of the host's systemd packages)
+#   * host: gcc, libc6-dev, binutils, python3 (the NSS module's tests compile a
+#     C driver, run nm/objdump on the module and resolve names from python)
 #   * /opt/varlink-py: python venv with PyPI `varlink` (server library + CLI:
 #       /opt/varlink-py/bin/python -m varlink.cli ...)
 #   * ~/.cargo/bin/varlink: crates.io `varlink-cli` (Rust CLI)
@@ -44,13 +46,13 @@ if grep -rqsE '^[^#]*\b(trixie|testing)\b' /etc/apt/sources.list /etc/apt/source
 fi
 
 # ---------------------------------------------------------------------------
-log "1. host packages: debootstrap, systemd-userdbd, libnss-systemd"
+log "1. host packages: debootstrap, systemd-userdbd, libnss-systemd, C toolchain, python3"
 # apt-get update once (apt-cache needs it too); cheap when lists are fresh.
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
     apt-get update -q
 fi
 need=()
-for p in debootstrap systemd-userdbd libnss-systemd iproute2; do
+for p in debootstrap systemd-userdbd libnss-systemd iproute2 gcc libc6-dev binutils python3; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

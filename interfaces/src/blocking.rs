@@ -58,6 +58,19 @@ impl CallError {
             _ => None,
         }
     }
+
+    /// The peer's error as `E`, a wire error enum (e.g. `RegistryError`), if it is one of
+    /// `E`'s errors.
+    pub fn reply_error<E: DeserializeOwned>(&self) -> Option<E> {
+        match self {
+            Self::Reply { error, parameters } => serde_json::from_value(serde_json::json!({
+                "error": error,
+                "parameters": parameters,
+            }))
+            .ok(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -266,6 +279,34 @@ mod tests {
             .call::<_, Value>("a.b.C", &serde_json::json!({}))
             .unwrap_err();
         assert_eq!(error.error_name(), Some("a.b.Nope"));
+    }
+
+    #[test]
+    fn reply_errors_parse_into_the_wire_error_enum_they_belong_to() {
+        use crate::registry::RegistryError;
+        use crate::service::SystemError;
+        let error = CallError::Reply {
+            error: "io.systemd.System".into(),
+            parameters: serde_json::json!({"errno": 5})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        assert_eq!(
+            error.reply_error::<SystemError>(),
+            Some(SystemError::System { errno: 5 })
+        );
+        assert_eq!(error.reply_error::<RegistryError>(), None);
+        let error = CallError::Reply {
+            error: "io.berth.Registry.NoSuchMachine".into(),
+            parameters: Map::new(),
+        };
+        assert_eq!(
+            error.reply_error::<RegistryError>(),
+            Some(RegistryError::NoSuchMachine)
+        );
+        let error = CallError::Protocol("garbage".into());
+        assert_eq!(error.reply_error::<RegistryError>(), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustix::process::{Pid, Signal};
 use tempfile::TempDir;
 
+use crate::clients::RawClient;
 use crate::process::Proc;
 use crate::wait;
 
@@ -169,6 +170,34 @@ impl Registry {
         }
     }
 
+    /// SIGSTOP, and waits until every thread of the registry has stopped: the kernel still
+    /// queues connections, nobody answers them.
+    pub fn suspend(&self) {
+        self.signal_all_threads(Signal::STOP, true);
+    }
+
+    /// SIGCONT after [`Registry::suspend`], and waits until no thread is stopped.
+    pub fn resume(&self) {
+        self.signal_all_threads(Signal::CONT, false);
+    }
+
+    fn signal_all_threads(&self, signal: Signal, stopped: bool) {
+        let pid = self.pid();
+        let raw = Pid::from_raw(pid as i32).expect("pid");
+        rustix::process::kill_process(raw, signal).expect("signal");
+        wait::until("the registry's threads to follow the signal", || {
+            let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
+            tasks.filter_map(Result::ok).all(|task| {
+                let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|s| s.split_whitespace().next());
+                (state == Some("T")) == stopped
+            })
+        });
+    }
+
     /// SIGTERM, then waits for the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         let mut proc = self.proc.take().expect("running");
@@ -177,6 +206,24 @@ impl Registry {
         let status = proc.child().wait().expect("wait");
         proc.kill();
         status
+    }
+
+    /// Registers machine `name` of `class` (`container`, `vm`) led by `leader`, with host-side
+    /// interface indices `if_indices`, over a plain blocking connection.
+    ///
+    /// # Panics
+    /// When the registry refuses.
+    pub fn register(&self, name: &str, class: &str, leader: u32, if_indices: &[u32]) {
+        let reply = RawClient::connect(&self.socket()).method(
+            "io.systemd.Machine.Register",
+            serde_json::json!({
+                "name": name,
+                "class": class,
+                "leaderProcessId": {"pid": leader},
+                "ifIndices": if_indices,
+            }),
+        );
+        assert!(reply.get("error").is_none(), "Register {name}: {reply}");
     }
 
     /// A zlink connection to the registry.

@@ -5,6 +5,7 @@
 //!   killed (with its whole process group) when dropped.
 //! * [`process`]: helper processes (leaders, supervisors) in their own process groups.
 //! * [`clients`]: `varlinkctl` 257, python `varlink` and raw sockets.
+//! * [`nss`]: the NSS module installed for real clients inside private mount namespaces.
 //! * [`wait`]: polling with a deadline, never sleeping for a fixed time.
 //! * [`require`]: tests that need root or a real client report a skip, or fail when
 //!   `BERTH_TESTS_REQUIRE_ALL=1` (CI) says everything must run.
@@ -14,6 +15,7 @@ pub mod clients;
 pub mod daemon;
 pub mod machines;
 pub mod netns;
+pub mod nss;
 pub mod process;
 pub mod require;
 pub mod users;

@@ -27,14 +27,25 @@ impl NetnsLeader {
                     .is_ok_and(|c| c.trim() == "sleep")
         });
         let leader = Self { proc };
-        leader.ip_sysctl("net.ipv6.conf.all.accept_dad=0");
-        leader.ip_sysctl("net.ipv6.conf.default.accept_dad=0");
+        leader.sysctl("net.ipv6.conf.all.accept_dad=0");
+        leader.sysctl("net.ipv6.conf.default.accept_dad=0");
         leader.ip(&[
             "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
         ]);
         leader.ip(&["link", "set", "veth0", "up"]);
         leader.ip(&["link", "set", "veth1", "up"]);
         leader.ip(&["link", "set", "lo", "up"]);
+        leader
+    }
+
+    /// Starts one with IPv6 off (so no link-local addresses come and go) and `addresses`
+    /// (`ADDRESS/PREFIX`) on veth0.
+    pub fn ipv4_only(addresses: &[&str]) -> Self {
+        let leader = Self::start();
+        leader.sysctl("net.ipv6.conf.all.disable_ipv6=1");
+        for address in addresses {
+            leader.ip(&["addr", "add", address, "dev", "veth0"]);
+        }
         leader
     }
 
@@ -55,7 +66,11 @@ impl NetnsLeader {
         assert!(out.success, "ip {args:?}: {out:?}");
     }
 
-    fn ip_sysctl(&self, setting: &str) {
+    /// Sets a sysctl (`NAME=VALUE`) inside the namespace.
+    ///
+    /// # Panics
+    /// When `sysctl` fails.
+    pub fn sysctl(&self, setting: &str) {
         let pid = self.pid().to_string();
         let out = run(Command::new("nsenter").args(["-t", &pid, "-n", "sysctl", "-qw", setting]));
         assert!(out.success, "sysctl {setting}: {out:?}");
