@@ -238,7 +238,6 @@ fn lookups_kill_and_list_validate_their_parameters() {
         ("BindMount", json!({"name": ".host"}), invalid("source")),
     ];
 
-
     for (method, params, expected) in cases {
         let reply = client.method(&format!("io.systemd.Machine.{method}"), params.clone());
         assert_eq!(reply, expected, "{method} {params}");

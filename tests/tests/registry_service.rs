@@ -69,7 +69,11 @@ fn socket_activation_refuses_sockets_it_does_not_know() {
     let dir = tempfile::tempdir().unwrap();
     let mut activator = activated(dir.path(), &["a.sock", "b.sock"], Some("varlink:bogus"));
     // The first connection starts the registry, which refuses the unknown socket and exits.
-    let _ = UnixStream::connect(dir.path().join("a.sock"));
+    // (The socket file appears at bind(), a moment before listen().)
+    wait::until("a connection to the activation socket", || {
+        UnixStream::connect(dir.path().join("a.sock")).is_ok()
+    });
+
     wait::until("the registry to refuse its sockets", || {
         activator.has_exited()
     });
