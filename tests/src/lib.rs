@@ -4,6 +4,7 @@
 //! * [`daemon`]: a registry under test, started in its own runtime directory and cgroup, and
 //!   killed (with its whole process group) when dropped.
 //! * [`process`]: helper processes (leaders, supervisors) in their own process groups.
+//! * [`supervise`]: `supervise` under test, event streams, delegated cgroups.
 //! * [`clients`]: `varlinkctl` 257, python `varlink` and raw sockets.
 //! * [`wait`]: polling with a deadline, never sleeping for a fixed time.
 //! * [`require`]: tests that need root or a real client report a skip, or fail when
@@ -14,6 +15,7 @@ pub mod clients;
 pub mod daemon;
 pub mod process;
 pub mod require;
+pub mod supervise;
 pub mod wait;
 
 use std::path::PathBuf;

@@ -1,0 +1,159 @@
+//! `supervise` leaves no orphans: whatever ends the machine (the payload's exit, Terminate,
+//! SIGTERM, EOF on stdin, or `supervise` itself being SIGKILLed), every process of it dies,
+//! including those that double-fork, `setsid` away or live in their own PID namespace.
+
+use std::path::{Path, PathBuf};
+
+use berth_tests::daemon::Registry;
+use berth_tests::process::is_dead;
+use berth_tests::supervise::{Launch, Supervise, list, pids_in};
+use berth_tests::{require, wait};
+
+/// A payload script that starts four escapees (listed in `file`) and then runs `last`.
+fn escaping(file: &Path, last: &str) -> String {
+    let f = file.display();
+    format!(
+        "setsid sleep 1000 & echo $! >> {f}; \
+         (sleep 1000 & echo $! >> {f}); \
+         nohup sh -c 'sleep 1000 & echo $! >> {f}; wait' >/dev/null 2>&1 & echo $! >> {f}; \
+         {last}"
+    )
+}
+
+fn leaf(registry: &Registry, name: &str, boot: u32) -> PathBuf {
+    registry
+        .cgroup_root()
+        .expect("a cgroup root")
+        .join(format!("{name}-{boot}"))
+}
+
+fn assert_all_dead(pids: &[u32]) {
+    for pid in pids {
+        assert!(is_dead(*pid), "process {pid} survived the machine");
+    }
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn escaping_grandchildren_die_when_the_payload_exits() {
+    if !require::root() {
+        return;
+    }
+    let registry = Registry::start();
+    let file = registry.runtime_dir().join("pids");
+    let script = escaping(&file, "while [ $(wc -l < FILE) -lt 4 ]; do :; done; exit 7");
+    let script = script.replace("FILE", &file.display().to_string());
+    let mut supervise = Supervise::start(&registry, "exiter", &script);
+    let pids = pids_in(&file, 4);
+    assert_eq!(supervise.wait_exit(), 7);
+    assert_all_dead(&pids);
+    assert!(!leaf(&registry, "exiter", 1).exists());
+    assert!(list(&registry, "exiter").is_none());
+}
+
+#[test]
+fn escaping_grandchildren_die_in_subreaper_mode_too() {
+    if !require::root() {
+        return;
+    }
+    let registry = Registry::start();
+    let file = registry.runtime_dir().join("pids");
+    let launch = Launch {
+        registry: Some(&registry),
+        args: vec!["--no-cgroup".into()],
+        ..Launch::default()
+    };
+    let script = escaping(&file, "exec sleep 1000");
+    let mut supervise = Supervise::launch("reaper", &["sh", "-c", &script], launch);
+    let pids = pids_in(&file, 4);
+    assert!(!leaf(&registry, "reaper", 1).exists(), "no cgroup expected");
+    supervise.instance("Terminate");
+    assert_eq!(supervise.wait_exit(), 128 + 9);
+    assert_all_dead(&pids);
+}
+
+#[test]
+fn an_unshared_process_tree_dies_on_terminate() {
+    if !(require::root() && require::program("unshare")) {
+        return;
+    }
+    let registry = Registry::start();
+    let script =
+        "exec unshare --fork --pid sh -c 'setsid sleep 1000 & (sleep 1000 &); exec sleep 1000'";
+    let mut supervise = Supervise::start(&registry, "unshared", script);
+    let procs = leaf(&registry, "unshared", 1).join("cgroup.procs");
+    let mut pids = Vec::new();
+    wait::until("unshare and three sleeps, nothing else", || {
+        pids = pids_in(&procs, 1);
+        let mut names: Vec<String> = pids.iter().map(|p| comm(*p)).collect();
+        names.sort();
+        names == ["sleep", "sleep", "sleep", "unshare"]
+    });
+    supervise.instance("Terminate");
+    assert_eq!(supervise.wait_exit(), 128 + 9);
+    assert_all_dead(&pids);
+    assert!(!leaf(&registry, "unshared", 1).exists());
+}
+
+#[test]
+fn sigterm_to_supervise_ends_the_machine() {
+    if !require::root() {
+        return;
+    }
+    let registry = Registry::start();
+    let file = registry.runtime_dir().join("pids");
+    let mut supervise = Supervise::start(&registry, "termed", &escaping(&file, "exec sleep 1000"));
+    let pids = pids_in(&file, 4);
+    let pid = rustix::process::Pid::from_raw(supervise.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(supervise.wait_exit(), 128 + 9);
+    assert_all_dead(&pids);
+    assert!(list(&registry, "termed").is_none());
+}
+
+#[test]
+fn eof_on_stdin_ends_the_machine_with_tie_to_stdin() {
+    if !require::root() {
+        return;
+    }
+    let registry = Registry::start();
+    let file = registry.runtime_dir().join("pids");
+    let launch = Launch {
+        registry: Some(&registry),
+        args: vec!["--tie-to-stdin".into()],
+        piped_stdin: true,
+        ..Launch::default()
+    };
+    let script = escaping(&file, "exec sleep 1000");
+    let mut supervise = Supervise::launch("tied", &["sh", "-c", &script], launch);
+    let pids = pids_in(&file, 4);
+    drop(supervise.child().stdin.take());
+    assert_eq!(supervise.wait_exit(), 128 + 9);
+    assert_all_dead(&pids);
+}
+
+#[test]
+fn a_sigkilled_supervise_leaves_nothing_behind() {
+    if !require::root() {
+        return;
+    }
+    let registry = Registry::start();
+    let file = registry.runtime_dir().join("pids");
+    let mut supervise = Supervise::start(&registry, "killed", &escaping(&file, "exec sleep 1000"));
+    let pids = pids_in(&file, 4);
+    let pid = rustix::process::Pid::from_raw(supervise.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    supervise.status_after_kill();
+    wait::until("the machine to leave the registry", || {
+        list(&registry, "killed").is_none()
+    });
+    wait::until("the registry to kill the machine's cgroup", || {
+        pids.iter().all(|p| is_dead(*p))
+    });
+}
