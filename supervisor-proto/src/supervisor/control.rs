@@ -100,7 +100,7 @@ impl Supervisor {
             }),
             Request::GetInterfaceDescription(name) => describe_interface(name),
             Request::Terminate => {
-                self.terminate();
+                self.terminate("call");
                 done()
             }
             Request::PowerOff => self.request_stop(false).map_or_else(failed, |()| done()),

@@ -116,8 +116,15 @@ impl Supervisor {
         }
     }
 
-    /// Ends the machine now: kill everything, then exit once it is all gone.
-    pub(super) fn terminate(&mut self) {
+    /// Ends the machine now: kill everything, then exit once it is all gone. `reason` (the
+    /// `Terminate` call, a signal, EOF on stdin) goes into the `terminate` event.
+    pub(super) fn terminate(&mut self, reason: &str) {
+        if self.phase == (Phase::Ending { reboot: false }) {
+            return;
+        }
+        let mut data = Map::new();
+        data.insert("reason".into(), reason.into());
+        self.emit("terminate", Some(data));
         self.disarm_timer();
         self.phase = Phase::Ending { reboot: false };
         self.kill_all();

@@ -140,7 +140,7 @@ impl Supervisor {
     fn signalled(&mut self) {
         while let Ok(Some(signal)) = sys::read_signal(self.signals.as_fd()) {
             if signal != rustix::process::Signal::CHILD.as_raw() {
-                self.terminate();
+                self.terminate("signal");
             }
         }
         self.reap();
@@ -153,7 +153,7 @@ impl Supervisor {
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
             _ => {
                 self.poller.remove(std::io::stdin().as_fd());
-                self.terminate();
+                self.terminate("stdin");
             }
         }
     }
