@@ -40,6 +40,8 @@ pub struct Launch<'a> {
     pub piped_stdin: bool,
     /// Wrap the command line: the program and arguments put before `supervise`.
     pub wrapper: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Supervise {
@@ -86,6 +88,7 @@ impl Supervise {
             }
         }
         command.args(&launch.args).arg("--").args(payload);
+        command.envs(launch.env.iter().map(|(k, v)| (k, v)));
         let stdin = if launch.piped_stdin {
             Stdio::piped()
         } else {
