@@ -7,8 +7,10 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 
 use berth_service_runtime::sys;
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
 
 /// Every process's parent, from one scan of `/proc`.
@@ -63,6 +65,26 @@ pub fn signal(pid: u32, signal: i32) -> io::Result<()> {
     let pid = Pid::from_raw(pid as i32).ok_or(io::ErrorKind::InvalidInput)?;
     let pidfd = pidfd_open(pid, PidfdFlags::empty())?;
     sys::pidfd_send_signal(rustix::fd::AsFd::as_fd(&pidfd), signal)
+}
+
+/// Pidfds for those of `pids` that still exist.
+pub fn pidfds(pids: Vec<u32>) -> impl Iterator<Item = OwnedFd> {
+    pids.into_iter()
+        .filter_map(|pid| Pid::from_raw(pid as i32))
+        .filter_map(|pid| pidfd_open(pid, PidfdFlags::empty()).ok())
+}
+
+/// Waits until each process of `pidfds` has exited (a second at most each: they were
+/// SIGKILLed and have left their cgroup, so they are in their last steps of exiting).
+pub fn wait_exited(pidfds: Vec<OwnedFd>) {
+    let timeout = Timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
+    for pidfd in pidfds {
+        let fds = &mut [PollFd::new(&pidfd, PollFlags::IN)];
+        let _ = rustix::event::poll(fds, Some(&timeout));
+    }
 }
 
 /// Sends `signal` to every process `list` returns, again and again until a pass finds no

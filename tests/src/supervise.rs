@@ -217,10 +217,11 @@ impl Stream {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let line = line.trim_start_matches('\u{1e}').trim().to_owned();
-                if let Ok(value) = serde_json::from_str(&line) {
-                    if tx.send(value).is_err() {
-                        return;
-                    }
+                let Ok(value) = serde_json::from_str(&line) else {
+                    continue;
+                };
+                if tx.send(value).is_err() {
+                    return;
                 }
             }
         });
@@ -228,7 +229,7 @@ impl Stream {
     }
 
     /// The next reply, or `None` when the stream ended.
-    pub fn next(&mut self) -> Option<Value> {
+    pub fn next_reply(&mut self) -> Option<Value> {
         self.lines.recv_timeout(wait::DEADLINE).ok()
     }
 

@@ -31,7 +31,7 @@ fn subscribe(supervise: &Supervise, filter: Value) -> Stream {
         "io.systemd.MachineInstance.SubscribeEvents",
         &filter,
     );
-    let first = stream.next().expect("the first event");
+    let first = stream.next_reply().expect("the first event");
     assert_eq!(first["event"], "subscribed", "{first}");
     stream
 }
@@ -39,7 +39,7 @@ fn subscribe(supervise: &Supervise, filter: Value) -> Stream {
 /// The events of `stream` up to the end of the machine.
 fn events_until_exit(stream: &mut Stream) -> Vec<Value> {
     let mut events = Vec::new();
-    while let Some(event) = stream.next() {
+    while let Some(event) = stream.next_reply() {
         let last = event["event"] == "exited" && event["data"].get("reboot").is_none();
         events.push(event);
         if last {
@@ -257,7 +257,7 @@ fn kill_whom_supervisor_reaches_supervise() {
     let reply = RawClient::connect(&registry.socket()).method("io.systemd.Machine.Kill", params);
     assert_eq!(reply, json!({"parameters": {}}));
     assert_eq!(supervise.wait_exit(), 128 + 9);
-    let event = stream.next().expect("a terminate event");
+    let event = stream.next_reply().expect("a terminate event");
     assert_eq!(event["data"]["reason"], "signal");
 }
 
@@ -279,7 +279,7 @@ fn the_extension_signals_the_leader_or_everyone_and_streams_child_changes() {
         "io.berth.Supervisor.SubscribeChildren",
         &json!({}),
     );
-    assert_eq!(children.next(), Some(json!({"ready": true})));
+    assert_eq!(children.next_reply(), Some(json!({"ready": true})));
     let kill = |whom: &str, signal: i32| {
         let params = json!({"whom": whom, "signal": signal});
         supervise.call("io.berth.Supervisor.Kill", params)
@@ -290,7 +290,7 @@ fn the_extension_signals_the_leader_or_everyone_and_streams_child_changes() {
     wait::until("everyone to go on", || process_state(child) != 'T');
     assert_eq!(kill("leader", 10), json!({"parameters": {}}));
     assert_eq!(supervise.wait_exit(), 42);
-    let leader_exit = std::iter::from_fn(|| children.next())
+    let leader_exit = std::iter::from_fn(|| children.next_reply())
         .find(|c| c["child"]["leader"] == true && c["child"]["code"] == "exited")
         .expect("the leader's exit");
     assert_eq!(leader_exit["child"]["status"], 42);

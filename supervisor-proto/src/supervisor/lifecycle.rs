@@ -102,11 +102,15 @@ impl Supervisor {
         }
     }
 
-    /// SIGKILLs every process of the machine.
+    /// SIGKILLs every process of the machine. With a cgroup, the processes are also pinned
+    /// by pidfds, so that the end waits for each to finish exiting (a process leaves its cgroup
+    /// a moment before it becomes a zombie).
     pub(super) fn kill_all(&mut self) {
         let Some(payload) = &self.payload else { return };
         match &payload.leaf {
             Some(leaf) => {
+                self.dying
+                    .extend(tree::pidfds(leaf.pids().unwrap_or_default()));
                 if let Err(e) = leaf.kill() {
                     warn(format_args!("Cannot kill {}: {e}", leaf.path().display()));
                     let _ = payload.signal(rustix::process::Signal::KILL.as_raw());
@@ -290,6 +294,7 @@ impl Supervisor {
         if payload.is_alive() || !empty {
             return;
         }
+        tree::wait_exited(std::mem::take(&mut self.dying));
         self.reap_children();
         let Some(payload) = self.payload.take() else {
             return;

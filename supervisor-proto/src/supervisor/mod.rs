@@ -60,6 +60,7 @@ pub struct Supervisor {
     paused: bool,
     freezing: bool,
     pausers: Vec<(u64, bool)>,
+    dying: Vec<OwnedFd>,
     outcome: Option<ExitStatus>,
     done: bool,
 }
@@ -118,6 +119,7 @@ impl Supervisor {
             paused: false,
             freezing: false,
             pausers: Vec::new(),
+            dying: Vec::new(),
             outcome: None,
             done: false,
             config,
