@@ -76,19 +76,10 @@ pub fn varlinkctl_call(socket: &Path, method: &str, params: &str, more: bool) ->
 
 /// `varlinkctl call -j SOCKET METHOD PARAMS` as another user (`setpriv`, no groups).
 pub fn varlinkctl_call_as(uid: u32, socket: &Path, method: &str, params: &str) -> Run {
-    let id = uid.to_string();
-    run(Command::new("setpriv")
-        .args([
-            "--reuid",
-            &id,
-            "--regid",
-            &id,
-            "--clear-groups",
-            "--",
-            VARLINKCTL,
-            "call",
-            "-j",
-        ])
+    let prefix = crate::process::as_user(uid);
+    run(Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .args([VARLINKCTL, "call", "-j"])
         .arg(socket)
         .args([method, params]))
 }

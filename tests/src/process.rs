@@ -87,3 +87,19 @@ pub fn is_dead(pid: u32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// The command line prefix that runs a program as `uid` (and GID `uid`, no groups).
+pub fn as_user(uid: u32) -> Vec<String> {
+    let id = uid.to_string();
+    [
+        "setpriv",
+        "--reuid",
+        &id,
+        "--regid",
+        &id,
+        "--clear-groups",
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}

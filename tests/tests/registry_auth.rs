@@ -40,17 +40,12 @@ fn denied(run: &Run) -> bool {
 
 /// A sleeper running as `uid`.
 fn sleeper_as(uid: u32) -> Proc {
-    let id = uid.to_string();
-    Proc::spawn(Command::new("setpriv").args([
-        "--reuid",
-        &id,
-        "--regid",
-        &id,
-        "--clear-groups",
-        "--",
-        "sleep",
-        "100000",
-    ]))
+    let prefix = berth_tests::process::as_user(uid);
+    Proc::spawn(
+        Command::new(&prefix[0])
+            .args(&prefix[1..])
+            .args(["sleep", "100000"]),
+    )
 }
 
 #[test]

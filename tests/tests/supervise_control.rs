@@ -2,8 +2,6 @@
 //! cooperative power-off and reboot, the grace time, pause and resume, the event and child
 //! streams (seen with `varlinkctl call --more`), and Berth's extension.
 
-use std::path::Path;
-
 use berth_tests::clients::RawClient;
 use berth_tests::daemon::Registry;
 use berth_tests::process::is_dead;
@@ -23,6 +21,16 @@ fn bash(registry: &Registry, name: &str, args: &[&str], script: &str) -> Supervi
         ..Launch::default()
     };
     Supervise::launch(name, &["bash", "-c", script], launch)
+}
+
+/// Like [`bash`] for a script that says `READY` where it should create a file once its traps
+/// are set; returns once it has.
+fn bash_ready(registry: &Registry, name: &str, args: &[&str], script: &str) -> Supervise {
+    let ready_file = registry.runtime_dir().join(format!("{name}.ready"));
+    let script = script.replace("READY", &format!("touch {}", ready_file.display()));
+    let supervise = bash(registry, name, args, &script);
+    wait::until(&format!("{}", ready_file.display()), || ready_file.exists());
+    supervise
 }
 
 fn subscribe(supervise: &Supervise, filter: Value) -> Stream {
@@ -54,10 +62,6 @@ fn names(events: &[Value]) -> Vec<&str> {
     events.iter().filter_map(|e| e["event"].as_str()).collect()
 }
 
-fn wait_file(path: &Path) {
-    wait::until(&format!("{}", path.display()), || path.exists());
-}
-
 fn process_state(pid: u32) -> char {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.rfind(')')
@@ -71,13 +75,8 @@ fn a_cooperative_payload_powers_off_on_its_signal() {
         return;
     }
     let registry = Registry::start();
-    let ready_file = registry.runtime_dir().join("ready");
-    let script = format!(
-        "trap 'kill $!; exit 0' RTMIN+4; touch {}; sleep 1000 & wait",
-        ready_file.display()
-    );
-    let mut supervise = bash(&registry, "polite", &[], &script);
-    wait_file(&ready_file);
+    let script = "trap 'kill $!; exit 0' RTMIN+4; READY; sleep 1000 & wait";
+    let mut supervise = bash_ready(&registry, "polite", &[], script);
     let mut stream = subscribe(&supervise, json!({}));
     supervise.instance("PowerOff");
     assert_eq!(supervise.wait_exit(), 0);
@@ -92,14 +91,9 @@ fn an_uncooperative_payload_is_killed_after_the_grace_time() {
         return;
     }
     let registry = Registry::start();
-    let ready_file = registry.runtime_dir().join("ready");
-    let script = format!(
-        "trap '' INT; touch {}; exec sleep 1000",
-        ready_file.display()
-    );
     let args = ["--grace", "0.3", "--poweroff-signal", "INT"];
-    let mut supervise = bash(&registry, "stubborn", &args, &script);
-    wait_file(&ready_file);
+    let script = "trap '' INT; READY; exec sleep 1000";
+    let mut supervise = bash_ready(&registry, "stubborn", &args, script);
     supervise.instance("PowerOff");
     assert_eq!(supervise.status_text(), "stopping");
     assert_eq!(supervise.wait_exit(), 128 + 9);

@@ -20,11 +20,45 @@ fn escaping(file: &Path, last: &str) -> String {
     )
 }
 
+const SLEEP: &str = "exec sleep 1000";
+
+fn signal(supervise: &Supervise, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(supervise.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
 fn leaf(registry: &Registry, name: &str, boot: u32) -> PathBuf {
     registry
         .cgroup_root()
         .expect("a cgroup root")
         .join(format!("{name}-{boot}"))
+}
+
+/// `supervise` (with `args`) running the escaping payload, then `last`; with the escapees.
+fn with_escapees(
+    registry: &Registry,
+    name: &str,
+    args: &[&str],
+    piped_stdin: bool,
+    last: &str,
+) -> (Supervise, Vec<u32>) {
+    let file = registry.runtime_dir().join(format!("{name}.pids"));
+    let launch = Launch {
+        registry: Some(registry),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        piped_stdin,
+        ..Launch::default()
+    };
+    let script = escaping(&file, last).replace("FILE", &file.display().to_string());
+    let supervise = Supervise::launch(name, &["sh", "-c", &script], launch);
+    let pids = pids_in(&file, 4);
+    (supervise, pids)
+}
+
+/// `supervise` ends with `code`, and every one of `pids` is dead by then.
+fn assert_ends(supervise: &mut Supervise, code: i32, pids: &[u32]) {
+    assert_eq!(supervise.wait_exit(), code);
+    assert_all_dead(pids);
 }
 
 fn assert_all_dead(pids: &[u32]) {
@@ -46,13 +80,9 @@ fn escaping_grandchildren_die_when_the_payload_exits() {
         return;
     }
     let registry = Registry::start();
-    let file = registry.runtime_dir().join("pids");
-    let script = escaping(&file, "while [ $(wc -l < FILE) -lt 4 ]; do :; done; exit 7");
-    let script = script.replace("FILE", &file.display().to_string());
-    let mut supervise = Supervise::start(&registry, "exiter", &script);
-    let pids = pids_in(&file, 4);
-    assert_eq!(supervise.wait_exit(), 7);
-    assert_all_dead(&pids);
+    let last = "while [ $(wc -l < FILE) -lt 4 ]; do :; done; exit 7";
+    let (mut supervise, pids) = with_escapees(&registry, "exiter", &[], false, last);
+    assert_ends(&mut supervise, 7, &pids);
     assert!(!leaf(&registry, "exiter", 1).exists());
     assert!(list(&registry, "exiter").is_none());
 }
@@ -63,19 +93,11 @@ fn escaping_grandchildren_die_in_subreaper_mode_too() {
         return;
     }
     let registry = Registry::start();
-    let file = registry.runtime_dir().join("pids");
-    let launch = Launch {
-        registry: Some(&registry),
-        args: vec!["--no-cgroup".into()],
-        ..Launch::default()
-    };
-    let script = escaping(&file, "exec sleep 1000");
-    let mut supervise = Supervise::launch("reaper", &["sh", "-c", &script], launch);
-    let pids = pids_in(&file, 4);
+    let args = ["--no-cgroup"];
+    let (mut supervise, pids) = with_escapees(&registry, "reaper", &args, false, SLEEP);
     assert!(!leaf(&registry, "reaper", 1).exists(), "no cgroup expected");
     supervise.instance("Terminate");
-    assert_eq!(supervise.wait_exit(), 128 + 9);
-    assert_all_dead(&pids);
+    assert_ends(&mut supervise, 128 + 9, &pids);
 }
 
 #[test]
@@ -107,13 +129,9 @@ fn sigterm_to_supervise_ends_the_machine() {
         return;
     }
     let registry = Registry::start();
-    let file = registry.runtime_dir().join("pids");
-    let mut supervise = Supervise::start(&registry, "termed", &escaping(&file, "exec sleep 1000"));
-    let pids = pids_in(&file, 4);
-    let pid = rustix::process::Pid::from_raw(supervise.pid() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    assert_eq!(supervise.wait_exit(), 128 + 9);
-    assert_all_dead(&pids);
+    let (mut supervise, pids) = with_escapees(&registry, "termed", &[], false, SLEEP);
+    signal(&supervise, rustix::process::Signal::TERM);
+    assert_ends(&mut supervise, 128 + 9, &pids);
     assert!(list(&registry, "termed").is_none());
 }
 
@@ -123,19 +141,10 @@ fn eof_on_stdin_ends_the_machine_with_tie_to_stdin() {
         return;
     }
     let registry = Registry::start();
-    let file = registry.runtime_dir().join("pids");
-    let launch = Launch {
-        registry: Some(&registry),
-        args: vec!["--tie-to-stdin".into()],
-        piped_stdin: true,
-        ..Launch::default()
-    };
-    let script = escaping(&file, "exec sleep 1000");
-    let mut supervise = Supervise::launch("tied", &["sh", "-c", &script], launch);
-    let pids = pids_in(&file, 4);
+    let args = ["--tie-to-stdin"];
+    let (mut supervise, pids) = with_escapees(&registry, "tied", &args, true, SLEEP);
     drop(supervise.child().stdin.take());
-    assert_eq!(supervise.wait_exit(), 128 + 9);
-    assert_all_dead(&pids);
+    assert_ends(&mut supervise, 128 + 9, &pids);
 }
 
 #[test]
@@ -144,11 +153,8 @@ fn a_sigkilled_supervise_leaves_nothing_behind() {
         return;
     }
     let registry = Registry::start();
-    let file = registry.runtime_dir().join("pids");
-    let mut supervise = Supervise::start(&registry, "killed", &escaping(&file, "exec sleep 1000"));
-    let pids = pids_in(&file, 4);
-    let pid = rustix::process::Pid::from_raw(supervise.pid() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let (mut supervise, pids) = with_escapees(&registry, "killed", &[], false, SLEEP);
+    signal(&supervise, rustix::process::Signal::KILL);
     supervise.status_after_kill();
     wait::until("the machine to leave the registry", || {
         list(&registry, "killed").is_none()

@@ -42,8 +42,9 @@ fn an_unprivileged_supervise_works_with_a_user_registry_in_a_delegated_cgroup() 
     let file = registry.runtime_dir().join("pids");
     // A root shell moves itself into the delegated cgroup, then becomes nobody.
     let enter = format!(
-        "echo $$ > {}/cgroup.procs && exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups -- \"$@\"",
-        cgroup.supervisor_dir().display()
+        "echo $$ > {}/cgroup.procs && exec {} \"$@\"",
+        cgroup.supervisor_dir().display(),
+        berth_tests::process::as_user(NOBODY).join(" ")
     );
     let runtime = registry.runtime_dir().display().to_string();
     let launch = Launch {
@@ -81,20 +82,9 @@ fn an_unprivileged_supervise_without_a_cgroup_falls_back_to_subreaper_mode() {
     )
     .unwrap();
     let file = dir.path().join("pids");
-    let id = NOBODY.to_string();
     let launch = Launch {
         dir: Some(dir.path()),
-        wrapper: [
-            "setpriv",
-            "--reuid",
-            &id,
-            "--regid",
-            &id,
-            "--clear-groups",
-            "--",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        wrapper: berth_tests::process::as_user(NOBODY),
         ..Launch::default()
     };
     let script = format!("setsid sleep 1000 & echo $! >> {}; exit 3", file.display());
