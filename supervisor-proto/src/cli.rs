@@ -166,6 +166,8 @@ impl Raw {
         if !control_socket.is_absolute() {
             return Err(usage("--control-socket must be an absolute path"));
         }
+        // Normalized (no `//`, no `.`), as the registry wants a `controlAddress`.
+        let control_socket: PathBuf = control_socket.components().collect();
         Ok(Config {
             name,
             class: self.class.unwrap_or(MachineClass::Container),
@@ -310,6 +312,7 @@ mod tests {
         assert_eq!(config.cgroup, CgroupChoice::Off);
         assert_eq!(config.grace, Duration::from_millis(500));
         assert_eq!(config.poweroff_signal, 15);
+        assert_eq!(config.control_socket, Path::new("/tmp/c"));
         assert!(config.name.starts_with("true-"));
     }
 

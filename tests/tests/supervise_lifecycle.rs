@@ -163,3 +163,37 @@ fn a_sigkilled_supervise_leaves_nothing_behind() {
         pids.iter().all(|p| is_dead(*p))
     });
 }
+
+#[test]
+fn a_refused_registration_never_runs_the_payload() {
+    if !require::root() {
+        return;
+    }
+    let registry = Registry::start();
+    let _first = Supervise::start(&registry, "twin", SLEEP);
+    let ran = registry.runtime_dir().join("ran");
+    let output = std::process::Command::new(berth_tests::workspace_binary("supervise"))
+        .args(["--name", "twin", "--registry"])
+        .arg(registry.socket())
+        .arg("--cgroup-root")
+        .arg(registry.cgroup_root().expect("a cgroup root"))
+        .arg("--control-socket")
+        .arg(registry.runtime_dir().join("twin2.sock"))
+        .args(["--", "touch"])
+        .arg(&ran)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("supervise runs");
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MachineExists"), "{stderr}");
+    assert!(!ran.exists(), "the payload ran");
+    let root = registry.cgroup_root().expect("a cgroup root");
+    let leaves: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("twin"))
+        .collect();
+    assert_eq!(leaves, ["twin-1"], "the refused boot's cgroup is left");
+    assert!(!registry.runtime_dir().join("twin2.sock").exists());
+}

@@ -163,6 +163,13 @@ impl Server {
             }
         }
         self.connections.clear();
+    }
+}
+
+impl Drop for Server {
+    /// The socket file goes with the listener (a socket another process serves was never
+    /// bound, see [`Server::bind`]).
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }

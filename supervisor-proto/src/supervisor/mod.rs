@@ -74,7 +74,15 @@ pub fn run(config: Config) -> Result<u8> {
     let mut supervisor = Supervisor::new(config)?;
     supervisor.start_boot()?;
     while !supervisor.done {
-        for (token, flags) in supervisor.poller.wait().map_err(Error::Poll)? {
+        let events = match supervisor.poller.wait() {
+            Ok(events) => events,
+            Err(e) => {
+                // Blind from here on: end the machine rather than leave it unsupervised.
+                supervisor.kill_all();
+                return Err(Error::Poll(e));
+            }
+        };
+        for (token, flags) in events {
             supervisor.dispatch(token, flags);
         }
     }
