@@ -151,13 +151,16 @@ impl Server {
         }
     }
 
-    /// Writes every backlog with blocking writes (each bounded by `timeout`), then drops
-    /// every client: the supervisor is about to exit.
+    /// Writes every backlog with blocking writes, all within `timeout`, then drops every
+    /// client: the supervisor is about to exit.
     pub fn shut_down(&mut self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
         for conn in self.connections.values_mut() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
             let stream = conn.stream();
-            if stream.set_nonblocking(false).is_ok()
-                && stream.set_write_timeout(Some(timeout)).is_ok()
+            if !left.is_zero()
+                && stream.set_nonblocking(false).is_ok()
+                && stream.set_write_timeout(Some(left)).is_ok()
             {
                 let _ = conn.flush();
             }

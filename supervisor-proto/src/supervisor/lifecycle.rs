@@ -91,6 +91,7 @@ impl Supervisor {
     /// Undoes a boot whose payload never ran: kill, reap, remove its leaf.
     fn abandon_boot(&mut self) {
         self.kill_all();
+        self.dying.clear();
         if let Some(payload) = self.payload.take() {
             if let Some(pid) = Pid::from_raw(payload.pid as i32) {
                 let _ = waitpid(Some(pid), WaitOptions::empty());
