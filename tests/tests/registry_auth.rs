@@ -184,19 +184,11 @@ fn listing_is_open_but_metadata_only_for_those_who_could_read_it() {
 }
 
 fn varlinkctl_call_as_more(uid: u32, registry: &Registry) -> Vec<serde_json::Value> {
-    let id = uid.to_string();
+    let prefix = berth_tests::process::as_user(uid);
     berth_tests::clients::run(
-        Command::new("setpriv")
-            .args([
-                "--reuid",
-                &id,
-                "--regid",
-                &id,
-                "--clear-groups",
-                "--",
-                require::VARLINKCTL,
-            ])
-            .args(["call", "-j", "--more"])
+        Command::new(&prefix[0])
+            .args(&prefix[1..])
+            .args([require::VARLINKCTL, "call", "-j", "--more"])
             .arg(registry.socket())
             .args(["io.systemd.Machine.List", "{}"]),
     )
