@@ -9,6 +9,7 @@
 #
 # What it installs
 #   * debootstrap (host, bookworm package)
+#   * tini (host, bookworm package): what `cargo bench -p berth-supervisor` compares with
 #   * /opt/trixie: Debian 13 "trixie" minbase chroot with systemd 257:
 #       systemd (varlinkctl, userdbctl), systemd-container (machinectl,
 #       systemd-nspawn, systemd-machined), systemd-userdbd, libnss-mymachines,
@@ -46,13 +47,13 @@ if grep -rqsE '^[^#]*\b(trixie|testing)\b' /etc/apt/sources.list /etc/apt/source
 fi
 
 # ---------------------------------------------------------------------------
-log "1. host packages: debootstrap, systemd-userdbd, libnss-systemd, C toolchain, python3"
+log "1. host packages: debootstrap, systemd-userdbd, libnss-systemd, C toolchain, python3, tini"
 # apt-get update once (apt-cache needs it too); cheap when lists are fresh.
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
     apt-get update -q
 fi
 need=()
-for p in debootstrap systemd-userdbd libnss-systemd iproute2 gcc libc6-dev binutils python3; do
+for p in debootstrap systemd-userdbd libnss-systemd iproute2 gcc libc6-dev binutils python3 tini; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

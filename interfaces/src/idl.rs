@@ -7,6 +7,8 @@
 pub const IO_SYSTEMD_MACHINE: &str = include_str!("../idl/io.systemd.Machine.varlink");
 /// `io.berth.Registry`, Berth's own extensions of the registry (host resolution, watching).
 pub const IO_BERTH_REGISTRY: &str = include_str!("../idl/io.berth.Registry.varlink");
+/// `io.berth.Supervisor`, Berth's extension of `io.systemd.MachineInstance` (`supervise`).
+pub const IO_BERTH_SUPERVISOR: &str = include_str!("../idl/io.berth.Supervisor.varlink");
 /// `io.systemd.MachineInstance`, what a machine's `controlAddress` serves (the supervisor).
 pub const IO_SYSTEMD_MACHINE_INSTANCE: &str =
     include_str!("../idl/io.systemd.MachineInstance.varlink");
@@ -22,6 +24,7 @@ pub const ORG_VARLINK_SERVICE: &str = include_str!("../idl/org.varlink.service.v
 /// Every interface definition in this crate, by interface name.
 pub const ALL: &[(&str, &str)] = &[
     ("io.berth.Registry", IO_BERTH_REGISTRY),
+    ("io.berth.Supervisor", IO_BERTH_SUPERVISOR),
     ("io.systemd", IO_SYSTEMD),
     ("io.systemd.Machine", IO_SYSTEMD_MACHINE),
     ("io.systemd.MachineInstance", IO_SYSTEMD_MACHINE_INSTANCE),

@@ -5,8 +5,10 @@
 //! `OwnedFd` right away, and documents its invariant in a `SAFETY:` comment.
 #![allow(unsafe_code)]
 
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 #[cfg(feature = "server")]
 use std::sync::Arc;
 
@@ -193,6 +195,285 @@ pub fn inode_of(fd: impl AsFd) -> io::Result<u64> {
     Ok(rustix::fs::fstat(fd)?.st_ino)
 }
 
+/// The lowest real-time signal number as glibc counts (`SIGRTMIN`, 34 with glibc, which keeps
+/// two for itself), so that `SIGRTMIN+4` means what systemd means by it.
+pub fn signal_rtmin() -> i32 {
+    libc::SIGRTMIN()
+}
+
+fn signal_set(signals: &[i32]) -> io::Result<libc::sigset_t> {
+    // SAFETY: an all-zero `sigset_t` is a valid value (glibc's is a plain bit array), and
+    // sigemptyset/sigaddset only write inside the set they are given.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sigemptyset(&mut set) };
+    for &signal in signals {
+        // SAFETY: as above; an invalid signal number is reported as -1/EINVAL.
+        if unsafe { libc::sigaddset(&mut set, signal) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(set)
+}
+
+/// Blocks `signals` for the calling thread (`sigprocmask(SIG_BLOCK)`), so that they queue for
+/// a [`signal_fd`] instead of running their default action.
+///
+/// # Errors
+/// `EINVAL` for a number that is not a signal.
+pub fn block_signals(signals: &[i32]) -> io::Result<()> {
+    let set = signal_set(signals)?;
+    // SAFETY: `set` is a valid, initialized signal set; the old mask is not asked for.
+    if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A non-blocking, close-on-exec `signalfd` for `signals` (which must be blocked, see
+/// [`block_signals`]); read it with [`read_signal`].
+///
+/// # Errors
+/// The kernel's error (`EINVAL`, `EMFILE`, …).
+pub fn signal_fd(signals: &[i32]) -> io::Result<OwnedFd> {
+    let set = signal_set(signals)?;
+    // SAFETY: `set` is a valid signal set; -1 asks for a new descriptor.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just created this descriptor for us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The number of the next pending signal of a [`signal_fd`], `None` when none is pending.
+///
+/// # Errors
+/// The read failed.
+pub fn read_signal(signal_fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    // One `struct signalfd_siginfo` is 128 bytes; `ssi_signo` is its first u32.
+    let mut record = [0u8; 128];
+    match rustix::io::read(signal_fd, &mut record) {
+        Ok(128) => {
+            let signo = u32::from_ne_bytes([record[0], record[1], record[2], record[3]]);
+            Ok(i32::try_from(signo).ok())
+        }
+        Ok(_) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives `signal` its default action (`SIG_DFL`), e.g. to undo a `SIG_IGN` for `SIGCHLD`
+/// inherited from the parent, which would make the kernel reap children behind our back.
+///
+/// # Errors
+/// `EINVAL` for a number that is not a signal or cannot be caught.
+pub fn default_signal_action(signal: i32) -> io::Result<()> {
+    // SAFETY: an all-zero `sigaction` with `sa_sigaction = SIG_DFL` (0) is a valid request.
+    let action: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `action` is valid for reads; the old action is not asked for.
+    if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What a payload runs, converted to C strings before any process is cloned, so that the
+/// clone only makes system calls.
+#[derive(Debug, Clone)]
+pub struct ExecImage {
+    program: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl ExecImage {
+    /// `program` (a path; no `PATH` search happens) with `argv` (including `argv[0]`) and the
+    /// environment `env` (`KEY=VALUE` each).
+    ///
+    /// # Errors
+    /// `InvalidInput` when a string contains a NUL byte.
+    pub fn new(program: &OsStr, argv: &[OsString], env: &[OsString]) -> io::Result<Self> {
+        let c = |s: &OsStr| {
+            CString::new(s.as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+        };
+        Ok(Self {
+            program: c(program)?,
+            argv: argv.iter().map(|a| c(a)).collect::<io::Result<_>>()?,
+            env: env.iter().map(|e| c(e)).collect::<io::Result<_>>()?,
+        })
+    }
+}
+
+/// The parent's end of a spawned payload's gate: the payload waits before `execve` until
+/// [`Gate::open`]; dropping the gate instead makes it exit with status 127 without running.
+#[derive(Debug)]
+pub struct Gate(OwnedFd);
+
+impl Gate {
+    /// Lets the payload go on to `execve`.
+    ///
+    /// # Errors
+    /// The payload is gone (`EPIPE`).
+    pub fn open(self) -> io::Result<()> {
+        rustix::io::write(&self.0, b"g")?;
+        Ok(())
+    }
+}
+
+/// A payload started by [`spawn_gated`], waiting at its gate.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Its PID.
+    pub pid: i32,
+    /// A pidfd for it, made atomically with the process (`CLONE_PIDFD`).
+    pub pidfd: OwnedFd,
+    /// Opens the way to `execve`.
+    pub gate: Gate,
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), version 2 (with `cgroup`, Linux ≥ 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// The raw pieces the child needs, all prepared in the parent.
+struct ChildPlan {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    gate_read: RawFd,
+    gate_write: RawFd,
+    stdin: RawFd,
+    parent: libc::pid_t,
+}
+
+/// Starts `image` as a child process with `clone3(CLONE_PIDFD[|CLONE_INTO_CGROUP])`: born in
+/// the cgroup2 directory `cgroup` (an `O_PATH` descriptor) when given, with a pidfd from
+/// birth. Before `execve` the child sets `PR_SET_PDEATHSIG(SIGKILL)`, resets every signal
+/// to its default action and unblocks all signals, starts a new session, puts `stdin` (if
+/// given) on descriptor 0, and waits for its [`Gate`].
+///
+/// The caller must reap the child (`waitid`/`waitpid`) and should be single-threaded (the
+/// death signal follows the creating thread).
+///
+/// # Errors
+/// The pipe or clone3 failed: `EACCES`/`EBUSY`/… when the cgroup cannot take the child,
+/// `ENOSYS`/`E2BIG` on kernels without clone3 or `CLONE_INTO_CGROUP`.
+pub fn spawn_gated(
+    image: &ExecImage,
+    cgroup: Option<BorrowedFd<'_>>,
+    stdin: Option<BorrowedFd<'_>>,
+) -> io::Result<Spawned> {
+    let argv = null_terminated(&image.argv);
+    let envp = null_terminated(&image.env);
+    let (gate_read, gate_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let plan = ChildPlan {
+        program: image.program.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        gate_read: gate_read.as_raw_fd(),
+        gate_write: gate_write.as_raw_fd(),
+        stdin: stdin.map_or(-1, |fd| fd.as_raw_fd()),
+        // SAFETY: getpid(2) cannot fail and touches no memory.
+        parent: unsafe { libc::getpid() },
+    };
+    let mut pidfd: libc::c_int = -1;
+    let mut args = CloneArgs {
+        flags: CLONE_PIDFD | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        pidfd: (&raw mut pidfd) as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM gives the child a copy of our memory, as fork does; the
+    // child runs only `child_after_clone`, which makes raw system calls on data prepared above
+    // (still alive in its copy) and never returns. `args` is valid for the size passed, and
+    // the kernel writes the pidfd through the pointer it holds.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &raw mut args,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        0 => child_after_clone(&plan),
+        rc if rc < 0 => Err(io::Error::last_os_error()),
+        pid => {
+            drop(gate_read);
+            // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor that we alone own.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            Ok(Spawned {
+                pid: pid as i32,
+                pidfd,
+                gate: Gate(gate_write),
+            })
+        }
+    }
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The child between clone3 and execve: system calls only (no allocation, no locks).
+fn child_after_clone(plan: &ChildPlan) -> ! {
+    const FAILED: &[u8] = b"supervise: cannot execute the payload\n";
+    // SAFETY: every call below is an async-signal-safe system call on descriptors and C
+    // strings the parent prepared (`plan`), valid in this copy of its memory; the child ends
+    // in execve or _exit and never returns into Rust code that could unwind or allocate.
+    unsafe {
+        libc::close(plan.gate_write);
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != plan.parent
+        {
+            libc::_exit(127);
+        }
+        let default: libc::sigaction = std::mem::zeroed();
+        for signal in 1..=SIGNAL_MAX {
+            libc::sigaction(signal, &default, std::ptr::null_mut());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::setsid();
+        if plan.stdin >= 0 && libc::dup2(plan.stdin, 0) < 0 {
+            libc::_exit(127);
+        }
+        let mut byte = 0u8;
+        loop {
+            match libc::read(plan.gate_read, (&raw mut byte).cast(), 1) {
+                1 => break,
+                n if n < 0 && *libc::__errno_location() == libc::EINTR => {}
+                _ => libc::_exit(127),
+            }
+        }
+        libc::execve(plan.program, plan.argv, plan.envp);
+        libc::write(2, FAILED.as_ptr().cast(), FAILED.len());
+        libc::_exit(127)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +503,70 @@ mod tests {
         let ns = std::fs::File::open("/proc/self/ns/user").unwrap();
         // In the initial namespace the owner is 0; inside a test container it is whoever made it.
         userns_owner_uid(ns.as_fd()).unwrap();
+    }
+
+    fn wait_status(pid: i32) -> rustix::process::WaitStatus {
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        let (_, status) =
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                .unwrap()
+                .unwrap();
+        status
+    }
+
+    fn image(script: &str) -> ExecImage {
+        let argv = ["sh".into(), "-c".into(), script.into()];
+        ExecImage::new(OsStr::new("/bin/sh"), &argv, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_gated_payload_runs_only_once_its_gate_opens() {
+        let spawned = spawn_gated(&image("exit 7"), None, None).unwrap();
+        let fds = &mut [rustix::event::PollFd::new(
+            &spawned.pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::event::Timespec::default();
+        assert_eq!(
+            rustix::event::poll(fds, Some(&zero)).unwrap(),
+            0,
+            "ran early"
+        );
+        spawned.gate.open().unwrap();
+        assert_eq!(wait_status(spawned.pid).exit_status(), Some(7));
+    }
+
+    #[test]
+    fn a_dropped_gate_ends_the_payload_unrun_and_signals_are_reset() {
+        let spawned = spawn_gated(&image("exit 0"), None, None).unwrap();
+        drop(spawned.gate);
+        assert_eq!(wait_status(spawned.pid).exit_status(), Some(127));
+
+        // SIGPIPE, ignored by the Rust runtime, is back to its default in the payload.
+        let spawned = spawn_gated(&image("kill -PIPE $$; exit 0"), None, None).unwrap();
+        spawned.gate.open().unwrap();
+        assert_eq!(
+            wait_status(spawned.pid).terminating_signal(),
+            Some(libc::SIGPIPE)
+        );
+    }
+
+    #[test]
+    fn strings_with_nul_bytes_are_refused() {
+        let err = ExecImage::new(OsStr::new("/bin/\0sh"), &[], &[]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_blocked_signal_is_read_from_its_signalfd() {
+        // SIGWINCH: ignored by default, so a stray delivery in another test cannot hurt.
+        block_signals(&[libc::SIGWINCH]).unwrap();
+        let fd = signal_fd(&[libc::SIGWINCH]).unwrap();
+        assert_eq!(read_signal(fd.as_fd()).unwrap(), None);
+        // SAFETY: raise(3) only queues a signal for this thread, which blocks it.
+        unsafe { libc::raise(libc::SIGWINCH) };
+        assert_eq!(read_signal(fd.as_fd()).unwrap(), Some(libc::SIGWINCH));
+        default_signal_action(libc::SIGCHLD).unwrap();
+        assert!(signal_rtmin() >= 32);
     }
 }

@@ -4,6 +4,7 @@
 //! * [`daemon`]: a registry under test, started in its own runtime directory and cgroup, and
 //!   killed (with its whole process group) when dropped.
 //! * [`process`]: helper processes (leaders, supervisors) in their own process groups.
+//! * [`supervise`]: `supervise` under test, event streams, delegated cgroups.
 //! * [`clients`]: `varlinkctl` 257, python `varlink` and raw sockets.
 //! * [`nss`]: the NSS module installed for real clients inside private mount namespaces.
 //! * [`wait`]: polling with a deadline, never sleeping for a fixed time.
@@ -18,8 +19,8 @@ pub mod netns;
 pub mod nss;
 pub mod process;
 pub mod require;
+pub mod supervise;
 pub mod users;
-
 pub mod wait;
 
 use std::path::PathBuf;

@@ -40,14 +40,6 @@ pub async fn wait_gone(registry: &Registry, name: &str) {
     .await;
 }
 
-/// A process is gone (or a zombie nobody reaped, which holds nothing and runs no code).
-pub fn is_dead(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-        stat.rfind(')')
-            .is_some_and(|end| stat[end + 2..].starts_with('Z'))
-    })
-}
-
 /// Waits until `parent` has at least `count` children; returns them.
 pub fn children_of(parent: u32, count: usize) -> Vec<u32> {
     let mut children = Vec::new();

@@ -77,3 +77,13 @@ impl Drop for Proc {
         self.kill();
     }
 }
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet, which runs no code).
+pub fn is_dead(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rfind(')').map_or("", |end| &stat[end + 2..]);
+            state.starts_with('Z') || state.starts_with('X')
+        })
+        .unwrap_or(true)
+}

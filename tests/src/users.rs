@@ -6,12 +6,19 @@ use std::process::Command;
 /// `nobody`.
 pub const NOBODY: u32 = 65534;
 
-/// `program` run with `setpriv` as UID and GID `uid`, without supplementary groups.
-pub fn as_user(uid: u32, program: impl AsRef<OsStr>) -> Command {
+/// The command line prefix that runs a program as UID and GID `uid`, without supplementary
+/// groups (`setpriv …  --`).
+pub fn prefix(uid: u32) -> Vec<String> {
     let id = uid.to_string();
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
-        .arg(program);
+    ["setpriv", "--reuid", &id, "--regid", &id, "--clear-groups", "--"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `program` run as UID and GID `uid`, without supplementary groups.
+pub fn as_user(uid: u32, program: impl AsRef<OsStr>) -> Command {
+    let prefix = prefix(uid);
+    let mut command = Command::new(&prefix[0]);
+    command.args(&prefix[1..]).arg(program);
     command
 }

@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use berth_interfaces::client::MachineProxy;
 use berth_interfaces::machine::{ListRequest, MachineLookup};
 use berth_tests::daemon::Registry;
-use berth_tests::machines::{is_dead, wait_gone};
+use berth_tests::machines::wait_gone;
+use berth_tests::process::is_dead;
 use berth_tests::process::Proc;
 use berth_tests::{require, wait};
 

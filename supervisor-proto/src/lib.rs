@@ -1,0 +1,44 @@
+//! `supervise`: spawns, guards and controls one machine's payload, for VM and container
+//! managers to put between themselves and a VMM, a container's init or any program.
+//!
+//! The payload is born held in a cgroup2 leaf of its own (`clone3` with
+//! `CLONE_INTO_CGROUP|CLONE_PIDFD`), registered with the machine registry (the payload as
+//! leader, `supervise` as supervisor, its control socket as `controlAddress`) and then let go.
+//! Without a writable cgroup2 directory `supervise` is a child subreaper and walks `/proc`
+//! instead. Whatever ends the machine, every process of it is dead before `supervise` says so.
+//!
+//! * [`cli`]: the command line.
+//! * [`supervisor`]: the epoll loop, the machine's life and what the control calls do.
+//! * [`server`]: the control socket (`io.systemd.MachineInstance`, `io.berth.Supervisor`).
+//! * [`payload`], [`cgroup`], [`tree`]: the payload, its cgroup leaf, `/proc` trees.
+//! * [`registration`]: `Register`/`Unregister` with the registry.
+//! * [`poller`], [`signals`], [`error`]: plumbing.
+//!
+//! All system calls that need `unsafe` live in `berth_service_runtime::sys`.
+#![forbid(unsafe_code)]
+
+pub mod cgroup;
+pub mod cli;
+pub mod error;
+pub mod payload;
+pub mod poller;
+pub mod registration;
+pub mod server;
+pub mod signals;
+pub mod supervisor;
+pub mod tree;
+
+pub use error::{Error, Result};
+pub use supervisor::run;
+
+/// `error` and its sources, as one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

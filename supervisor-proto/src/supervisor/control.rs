@@ -1,0 +1,285 @@
+//! What the calls on the control socket do.
+
+use berth_interfaces::WireError;
+use berth_interfaces::idl;
+use berth_interfaces::instance::{DescribeReply, EventReply, InstanceError};
+use berth_interfaces::service::{InfoReply, InterfaceDescriptionReply, VarlinkError};
+use berth_interfaces::supervisor::{ChildrenReply, SupervisorError, Whom};
+use rustix::event::epoll::EventFlags;
+use rustix::process::Signal;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{Phase, Supervisor};
+use crate::server::connection::EventFilter;
+use crate::server::protocol::{self, Request};
+use crate::tree;
+
+/// What a call results in.
+enum Outcome {
+    /// This reply.
+    Reply(Value),
+    /// This error.
+    Error(Box<dyn WireError>),
+    /// The replies come later (a deferred reply or a stream): later calls wait.
+    Later,
+}
+
+fn ok(reply: &impl Serialize) -> Outcome {
+    serde_json::to_value(reply).map_or_else(
+        |_| Outcome::Reply(Value::Object(Map::new())),
+        Outcome::Reply,
+    )
+}
+
+fn done() -> Outcome {
+    Outcome::Reply(Value::Object(Map::new()))
+}
+
+fn failed(error: impl WireError + 'static) -> Outcome {
+    Outcome::Error(Box::new(error))
+}
+
+impl Supervisor {
+    /// A client's socket is readable or writable.
+    pub(super) fn connection_ready(&mut self, token: u64, flags: EventFlags) {
+        if flags.contains(EventFlags::OUT) {
+            self.server.writable(token, &self.poller);
+        }
+        if flags.intersects(EventFlags::IN | EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR)
+            && self.server.read(token, &self.poller)
+        {
+            self.process(token);
+        }
+    }
+
+    /// Handles the complete calls a client sent, in order, until one keeps it busy.
+    fn process(&mut self, token: u64) {
+        while let Some(message) = self.server.get(token).and_then(|c| c.next_message()) {
+            self.handle_message(token, &message);
+        }
+    }
+
+    fn handle_message(&mut self, token: u64, message: &[u8]) {
+        let Some(call) = protocol::parse_call(message) else {
+            self.server.close(token, &self.poller);
+            return;
+        };
+        let privileged = self.server.get(token).is_some_and(|c| c.privileged);
+        let outcome = match protocol::request(&call) {
+            Err(e) => failed(e),
+            Ok(request @ (Request::GetInfo | Request::GetInterfaceDescription(_))) => {
+                self.handle(token, request)
+            }
+            Ok(_) if !privileged => failed(VarlinkError::PermissionDenied),
+            Ok(Request::Pause) => self.pause(token, call.oneway),
+            Ok(request) => self.handle(token, request),
+        };
+        let message = match outcome {
+            _ if call.oneway => return,
+            Outcome::Reply(reply) => protocol::reply(&reply, false),
+            Outcome::Error(error) => protocol::error(error.as_ref()),
+            Outcome::Later => {
+                if let Some(conn) = self.server.get(token) {
+                    conn.busy = true;
+                }
+                return;
+            }
+        };
+        self.server.send(token, &message, &self.poller);
+    }
+
+    fn handle(&mut self, token: u64, request: Request) -> Outcome {
+        match request {
+            Request::GetInfo => ok(&InfoReply {
+                vendor: "Berth".into(),
+                product: "supervise".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                url: "https://example.invalid/berth".into(),
+                interfaces: protocol::INTERFACES.iter().map(|&i| i.to_owned()).collect(),
+            }),
+            Request::GetInterfaceDescription(name) => describe_interface(name),
+            Request::Terminate => {
+                self.terminate("call");
+                done()
+            }
+            Request::PowerOff => self.request_stop(false).map_or_else(failed, |()| done()),
+            Request::Reboot => self.request_stop(true).map_or_else(failed, |()| done()),
+            Request::Pause => self.pause(token, false),
+            Request::Resume => {
+                self.resume();
+                done()
+            }
+            Request::Describe => ok(&self.describe()),
+            Request::SubscribeEvents(filter) => self.subscribe_events(token, filter),
+            Request::Storage => failed(InstanceError::NotSupported),
+            Request::Kill { whom, signal } => self.kill(whom, signal),
+            Request::SubscribeChildren => self.subscribe_children(token),
+        }
+    }
+
+    fn describe(&self) -> DescribeReply {
+        let status = match self.phase {
+            Phase::Running if self.paused => "paused",
+            Phase::Running => "running",
+            Phase::Stopping { reboot: true } | Phase::Ending { reboot: true } => "rebooting",
+            Phase::Stopping { reboot: false } => "stopping",
+            Phase::Ending { reboot: false } => "shutdown",
+        };
+        DescribeReply {
+            running: status == "running",
+            status: status.into(),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        !matches!(self.phase, Phase::Ending { .. })
+            && self.payload.as_ref().is_some_and(|p| p.is_alive())
+    }
+
+    fn pause(&mut self, token: u64, oneway: bool) -> Outcome {
+        if !self.alive() {
+            return failed(InstanceError::NotConnected);
+        }
+        if self.paused {
+            return done();
+        }
+        let leaf = self.payload.as_ref().and_then(|p| p.leaf.as_ref());
+        let frozen = match leaf {
+            Some(leaf) => match leaf.freeze(true) {
+                Ok(()) => leaf.state().is_ok_and(|s| s.frozen),
+                Err(_) => return failed(InstanceError::NotSupported),
+            },
+            None => {
+                let me = self.me;
+                let _ = tree::signal_until_none_new(
+                    || Ok(tree::descendants_of(me)),
+                    Signal::STOP.as_raw(),
+                );
+                true
+            }
+        };
+        if !frozen {
+            self.freezing = true;
+            self.pausers.push((token, oneway));
+            return Outcome::Later;
+        }
+        self.paused = true;
+        self.emit("paused", None);
+        done()
+    }
+
+    /// Thaws the machine (and answers the `Pause` calls still waiting for the freeze).
+    pub(super) fn resume(&mut self) {
+        if !self.paused && !self.freezing {
+            return;
+        }
+        match self.payload.as_ref().and_then(|p| p.leaf.as_ref()) {
+            Some(leaf) => {
+                let _ = leaf.freeze(false);
+            }
+            None => {
+                let me = self.me;
+                let _ = tree::signal_until_none_new(
+                    || Ok(tree::descendants_of(me)),
+                    Signal::CONT.as_raw(),
+                );
+            }
+        }
+        self.paused = false;
+        self.freezing = false;
+        self.answer_pausers(None);
+        self.emit("resumed", None);
+    }
+
+    /// Answers every waiting `Pause` call: done, or `error`.
+    pub(super) fn answer_pausers(&mut self, error: Option<InstanceError>) {
+        self.freezing = false;
+        for (token, oneway) in std::mem::take(&mut self.pausers) {
+            if oneway {
+                continue;
+            }
+            let message = match &error {
+                Some(e) => protocol::error(e),
+                None => protocol::reply(&Map::new(), false),
+            };
+            self.server.send(token, &message, &self.poller);
+            if let Some(conn) = self.server.get(token) {
+                conn.busy = false;
+            }
+            self.process(token);
+        }
+    }
+
+    fn kill(&mut self, whom: Whom, signal: i32) -> Outcome {
+        let Some(payload) = self.payload.as_ref().filter(|p| p.is_alive()) else {
+            return failed(SupervisorError::NotRunning);
+        };
+        let sent = match (whom, &payload.leaf) {
+            (Whom::Leader, _) => payload.signal(signal),
+            (Whom::All, Some(leaf)) if signal == Signal::KILL.as_raw() => leaf.kill(),
+            (Whom::All, Some(leaf)) => tree::signal_until_none_new(|| leaf.pids(), signal),
+            (Whom::All, None) => {
+                let me = self.me;
+                tree::signal_until_none_new(|| Ok(tree::descendants_of(me)), signal)
+            }
+        };
+        match sent {
+            Ok(()) => done(),
+            Err(_) => failed(SupervisorError::NotRunning),
+        }
+    }
+
+    fn subscribe_events(&mut self, token: u64, filter: Option<Vec<String>>) -> Outcome {
+        let mut data = Map::new();
+        let state = self.describe();
+        data.insert("running".into(), state.running.into());
+        data.insert("status".into(), state.status.into());
+        data.insert("boot".into(), self.boot.into());
+        let first = EventReply {
+            event: "subscribed".into(),
+            data: Some(data),
+        };
+        self.server
+            .send(token, &protocol::reply(&first, true), &self.poller);
+        if let Some(conn) = self.server.get(token) {
+            conn.events = Some(EventFilter(filter));
+        }
+        Outcome::Later
+    }
+
+    fn subscribe_children(&mut self, token: u64) -> Outcome {
+        let first = ChildrenReply {
+            ready: Some(true),
+            child: None,
+        };
+        self.server
+            .send(token, &protocol::reply(&first, true), &self.poller);
+        if let Some(conn) = self.server.get(token) {
+            conn.children = true;
+        }
+        Outcome::Later
+    }
+
+    /// Sends the event `name` to its subscribers.
+    pub(super) fn emit(&mut self, name: &str, data: Option<Map<String, Value>>) {
+        let event = EventReply {
+            event: name.into(),
+            data,
+        };
+        let message = protocol::reply(&event, true);
+        let wants = |c: &crate::server::connection::Connection| {
+            c.events.as_ref().is_some_and(|f| f.wants(name))
+        };
+        self.server.broadcast(wants, &message, &self.poller);
+    }
+}
+
+fn describe_interface(name: String) -> Outcome {
+    match idl::by_name(&name).filter(|_| protocol::INTERFACES.contains(&name.as_str())) {
+        Some(text) => ok(&InterfaceDescriptionReply {
+            description: text.to_owned(),
+        }),
+        None => failed(VarlinkError::InterfaceNotFound { interface: name }),
+    }
+}
