@@ -2,7 +2,7 @@
 //!
 //! * [`idl`] holds the interface texts, verbatim from `idl/*.varlink`; services serve these
 //!   texts for introspection and validate every incoming call against them.
-//! * [`machine`], [`registry`] and [`service`] hold the serde types for the parameters, replies and errors,
+//! * [`machine`], [`registry`], [`service`] and [`userdb`] hold the serde types for the parameters, replies and errors,
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
 //! * `client` (feature `client`) has typed async proxies over zlink for tests and for the
 //!   services that call each other; `blocking` (feature `blocking`) is a small std-only client
@@ -17,6 +17,7 @@ pub mod instance;
 pub mod machine;
 pub mod registry;
 pub mod service;
+pub mod userdb;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;

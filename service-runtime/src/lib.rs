@@ -7,6 +7,7 @@
 //! * [`notify`]: sd-notify readiness, status, stopping, watchdog.
 //! * [`logging`]: tracing setup and runtime log level changes.
 //! * [`peer`]: credentials of a connected client.
+//! * [`signals`]: stop requests (SIGTERM, SIGINT).
 //! * [`sys`]: the only module with `unsafe` code, wrapping the few syscalls std and rustix lack.
 //!
 //! Without the default feature `server` the crate is only [`sys`], on std, rustix and libc.
@@ -21,6 +22,8 @@ pub mod logging;
 pub mod notify;
 #[cfg(feature = "server")]
 pub mod peer;
+#[cfg(feature = "server")]
+pub mod signals;
 pub mod sys;
 #[cfg(feature = "server")]
 pub mod varlink;

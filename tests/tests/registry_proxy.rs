@@ -342,7 +342,6 @@ async fn every_interface_answers_with_the_text_of_its_idl_file() {
             "io.systemd.service",
             "org.varlink.service"
         ]
-
     );
     for name in served {
         let file = idl::by_name(&name).expect("an IDL file for every served interface");

@@ -1,0 +1,145 @@
+//! `io.systemd.UserDatabase` as machined serves it: the handlers parse and check a call, ask
+//! the cache, and reply with one record or the error (the mapping lives in [`crate::error`]).
+
+use std::sync::Arc;
+
+use berth_interfaces::service::VarlinkError;
+use berth_interfaces::userdb::{
+    GroupRecordRequest, MembershipsRequest, RecordReply, UserRecordRequest,
+};
+use berth_service_runtime::varlink::{Call, ErrorReply, HandlerResult, Replier, Service};
+
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::lookup::{self, Found, Query, SERVICE};
+use crate::names::{self, Kind};
+
+/// The userdb service of the bridge.
+#[derive(Debug)]
+pub struct UserDatabaseService {
+    cache: Arc<Cache>,
+}
+
+impl UserDatabaseService {
+    /// A service answering from `cache`.
+    pub fn new(cache: Arc<Cache>) -> Self {
+        Self { cache }
+    }
+
+    /// `GetUserRecord`.
+    async fn get_user_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let request: UserRecordRequest = decode(call, &["uid", "userName", "service"])?;
+        check_id(request.uid, "uid")?;
+        check_name(request.user_name.as_deref(), "userName")?;
+        check_service(&request.service)?;
+        let query = Query {
+            kind: Kind::User,
+            id: request.uid,
+            name: request.user_name.as_deref(),
+        };
+        let record = lookup::user_record(self.find(&query)?);
+        replier
+            .reply(&RecordReply {
+                record,
+                incomplete: None,
+            })
+            .await
+    }
+
+    /// `GetGroupRecord`.
+    async fn get_group_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let request: GroupRecordRequest = decode(call, &["gid", "groupName", "service"])?;
+        check_id(request.gid, "gid")?;
+        check_name(request.group_name.as_deref(), "groupName")?;
+        check_service(&request.service)?;
+        let query = Query {
+            kind: Kind::Group,
+            id: request.gid,
+            name: request.group_name.as_deref(),
+        };
+        let record = lookup::group_record(self.find(&query)?);
+        replier
+            .reply(&RecordReply {
+                record,
+                incomplete: None,
+            })
+            .await
+    }
+
+    /// `GetMemberships`: container users belong to no auxiliary groups.
+    fn get_memberships(call: &Call) -> HandlerResult {
+        let request: MembershipsRequest = decode(call, &["userName", "groupName", "service"])?;
+        check_name(request.user_name.as_deref(), "userName")?;
+        check_name(request.group_name.as_deref(), "groupName")?;
+        check_service(&request.service)?;
+        Err(Error::NoRecordFound.into())
+    }
+
+    /// Answers a query from the cache; a query that could be ours while the registry's
+    /// machines are not known is `ServiceNotAvailable`, never a guess.
+    fn find(&self, query: &Query<'_>) -> Result<Found, Error> {
+        if query.id.is_none() && query.name.is_none() {
+            return Err(Error::EnumerationNotSupported);
+        }
+        if !query.could_match() {
+            return Err(Error::NoRecordFound);
+        }
+        self.cache.read(|index| match index {
+            Some(index) => query.resolve(index),
+            None => Err(Error::ServiceNotAvailable),
+        })
+    }
+}
+
+impl Service for UserDatabaseService {
+    async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
+        match call.member() {
+            "GetUserRecord" => self.get_user_record(&call, replier).await,
+            "GetGroupRecord" => self.get_group_record(&call, replier).await,
+            "GetMemberships" => Self::get_memberships(&call),
+            _ => Err(VarlinkError::MethodNotImplemented {
+                method: call.method().to_owned(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Decodes the parameters, refusing fields machined's dispatch tables do not list (the
+/// optional filters of newer IDLs: `fuzzyNames`, `dispositionMask`, `uidMin`, …), which is how
+/// a provider says it does not filter.
+fn decode<T: serde::de::DeserializeOwned>(
+    call: &Call,
+    fields: &[&'static str],
+) -> Result<T, ErrorReply> {
+    if let Some(unknown) = call
+        .parameters()
+        .keys()
+        .find(|key| !fields.contains(&key.as_str()))
+    {
+        return Err(VarlinkError::invalid_parameter(unknown.as_str()).into());
+    }
+    call.decode()
+}
+
+fn check_id(id: Option<u32>, field: &'static str) -> Result<(), Error> {
+    match id {
+        Some(id) if !names::is_valid_id(id) => Err(Error::InvalidParameter(field)),
+        _ => Ok(()),
+    }
+}
+
+fn check_name(name: Option<&str>, field: &'static str) -> Result<(), Error> {
+    match name {
+        Some(name) if !names::is_relaxed_valid(name) => Err(Error::InvalidParameter(field)),
+        _ => Ok(()),
+    }
+}
+
+fn check_service(service: &str) -> Result<(), Error> {
+    if service == SERVICE {
+        Ok(())
+    } else {
+        Err(Error::BadService)
+    }
+}
