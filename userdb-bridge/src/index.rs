@@ -9,7 +9,9 @@ use berth_interfaces::registry::{IdMapping, MachineSummary};
 
 use crate::names::Kind;
 
-/// A container with a user namespace of its own and written maps.
+/// A container with a user namespace of its own and written maps, keeping only the map lines
+/// that can give users: those that are not empty and do not start at host ID 0 (there the
+/// container shares the host's IDs, so such a line names host users, not its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
     /// The machine name.
@@ -26,11 +28,11 @@ impl Container {
         if summary.class != MachineClass::Container {
             return None;
         }
-        let uid_map = summary.uid_map.clone().filter(|map| !map.is_empty())?;
+        let uid_map = summary.uid_map.as_deref().filter(|map| !map.is_empty())?;
         Some(Self {
             name: summary.name.as_str().into(),
-            uid_map,
-            gid_map: summary.gid_map.clone().unwrap_or_default(),
+            uid_map: own_lines(uid_map),
+            gid_map: own_lines(summary.gid_map.as_deref().unwrap_or_default()),
         })
     }
 
@@ -50,6 +52,13 @@ impl Container {
     }
 }
 
+fn own_lines(map: &[IdMapping]) -> Vec<IdMapping> {
+    map.iter()
+        .filter(|line| line.outside != 0 && line.count != 0)
+        .copied()
+        .collect()
+}
+
 /// Map lines by the host ID they start at.
 #[derive(Debug, Default)]
 struct RangeMap {
@@ -59,10 +68,9 @@ struct RangeMap {
 }
 
 impl RangeMap {
-    /// Adds a container's lines, leaving out those that map onto host ID 0 (the container
-    /// shares the host's IDs there) and empty ones.
+    /// Adds a container's lines.
     fn insert(&mut self, name: &Arc<str>, map: &[IdMapping]) {
-        for line in map.iter().filter(|l| l.outside != 0 && l.count != 0) {
+        for line in map {
             let entry = (Arc::clone(name), *line);
             self.starts.entry(line.outside).or_default().push(entry);
             self.longest = self.longest.max(line.count);
@@ -240,6 +248,17 @@ pub(crate) mod tests {
         index.remove("long");
         assert!(index.owner(Kind::User, 9_000_000).is_none());
         assert_eq!(index.uids.longest, 65536);
+    }
+
+    #[test]
+    fn identity_mapped_lines_give_no_users() {
+        let c = Container::from_summary(&summary(
+            "c",
+            Some(vec![line(0, 0, 100_000), line(100_000, 200_000, 10)]),
+        ))
+        .unwrap();
+        assert_eq!(c.to_host(Kind::User, 70_000), None);
+        assert_eq!(c.to_host(Kind::User, 100_001), Some(200_001));
     }
 
     #[test]
