@@ -38,6 +38,7 @@ pub struct Bridge {
     proc: Option<Proc>,
     dir: TempDir,
     registry: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Bridge {
@@ -45,6 +46,11 @@ impl Bridge {
     /// waits until it accepts connections (not until it knows the registry's machines: see
     /// [`Bridge::wait_synchronized`]).
     pub fn start(registry: &Path) -> Self {
+        Self::with_env(registry, Vec::new())
+    }
+
+    /// As [`Bridge::start`], with more environment variables.
+    pub fn with_env(registry: &Path, env: Vec<(String, String)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-bridge-")
             .tempdir()
@@ -59,6 +65,7 @@ impl Bridge {
             proc: None,
             dir,
             registry: registry.to_owned(),
+            env,
         };
         bridge.start_again();
         bridge
@@ -72,7 +79,8 @@ impl Bridge {
             .arg(self.dir.path())
             .arg("--registry")
             .arg(&self.registry)
-            .env("RUST_LOG", "debug");
+            .env("RUST_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 

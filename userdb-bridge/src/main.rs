@@ -50,16 +50,17 @@ async fn serve(args: Args, log: Option<LogControl>) -> anyhow::Result<()> {
     set_routing_hints(&listener);
 
     let cache = Arc::new(Cache::default());
-    let watcher = tokio::spawn(watcher::follow(Arc::clone(&cache), paths.registry.clone()));
     let mut config = ServerConfig::new(
         ServerInfo::berth("Berth userdb bridge"),
         vec![idl::IO_SYSTEMD_USER_DATABASE],
     );
     config.log = log;
-    let server = Server::new(UserDatabaseService::new(cache), config)?;
+    let server = Server::new(UserDatabaseService::new(Arc::clone(&cache)), config)?;
     tracing::info!(socket = %paths.socket.display(), registry = %paths.registry.display(), "Serving");
     notify::ready("Waiting for the machine registry");
     notify::spawn_watchdog();
+    // After READY=1, so that the watcher's status lines come after it.
+    let watcher = tokio::spawn(watcher::follow(cache, paths.registry.clone()));
     server.run(vec![listener], shutdown).await;
     notify::stopping("Shutting down");
     watcher.abort();
