@@ -52,7 +52,8 @@ async fn serve(args: Args, log: Option<LogControl>) -> anyhow::Result<()> {
     let cache = Arc::new(Cache::default());
     let mut config = ServerConfig::new(
         ServerInfo::berth("Berth userdb bridge"),
-        vec![idl::IO_SYSTEMD_USER_DATABASE],
+        // What machined 257's userdb socket serves: the interface, and io.systemd's errors.
+        vec![idl::IO_SYSTEMD, idl::IO_SYSTEMD_USER_DATABASE],
     );
     config.log = log;
     let server = Server::new(UserDatabaseService::new(Arc::clone(&cache)), config)?;
