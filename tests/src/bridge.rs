@@ -56,11 +56,7 @@ impl Bridge {
             .tempdir()
             .expect("tempdir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-        fs::write(
-            dir.path().join("nsswitch.conf"),
-            "passwd: files systemd\ngroup: files systemd\n",
-        )
-        .expect("nsswitch.conf");
+        write_nsswitch_conf(dir.path());
         let mut bridge = Self {
             proc: None,
             dir,
@@ -184,14 +180,13 @@ impl Bridge {
 
     /// Runs a real client with only the bridge as userdb provider (see the module docs).
     pub fn client(&self, program: &str, args: &[&str]) -> Run {
-        run(Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(PRIVATE_VIEW)
-            .arg("sh")
-            .arg(self.userdb_dir())
-            .arg(self.dir.path().join("nsswitch.conf"))
-            .arg(program)
-            .args(args))
+        let nsswitch = self.dir.path().join("nsswitch.conf");
+        run(&mut userdb_client(
+            &self.userdb_dir(),
+            &nsswitch,
+            program,
+            args,
+        ))
     }
 }
 
@@ -199,6 +194,34 @@ impl Drop for Bridge {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Writes an `nsswitch.conf` with `passwd: files systemd` and `group: files systemd` into
+/// `dir` and returns its path.
+pub fn write_nsswitch_conf(dir: &Path) -> PathBuf {
+    let path = dir.join("nsswitch.conf");
+    fs::write(&path, "passwd: files systemd\ngroup: files systemd\n").expect("nsswitch.conf");
+    path
+}
+
+/// The command that runs `program` in a private mount namespace whose `/run/systemd/userdb` is
+/// `userdb_dir` and whose `/etc/nsswitch.conf` is `nsswitch` (see the module docs).
+pub fn userdb_client(
+    userdb_dir: &Path,
+    nsswitch: &Path,
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(PRIVATE_VIEW)
+        .arg("sh")
+        .arg(userdb_dir)
+        .arg(nsswitch)
+        .arg(program)
+        .args(args);
+    command
 }
 
 /// The error a bridge sends while it does not know the registry's machines.
