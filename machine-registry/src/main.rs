@@ -13,7 +13,6 @@ use berth_service_runtime::logging::{self, LogControl};
 use berth_service_runtime::notify;
 use berth_service_runtime::varlink::{Server, ServerConfig, ServerInfo};
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Descriptors kept free for connections, their peer pidfds and files.
 const RESERVED_FDS: u64 = 16 * 1024;
@@ -40,7 +39,8 @@ fn main() -> ExitCode {
 
 async fn serve(args: Args, log: Option<LogControl>, fd_limit: u64) -> anyhow::Result<()> {
     // Catch SIGTERM/SIGINT from the start: a stop request right after READY=1 must not kill us.
-    let shutdown = shutdown_requested()?;
+    let shutdown = berth_service_runtime::signals::shutdown_requested()
+        .context("Cannot handle SIGTERM and SIGINT")?;
     let paths = args.paths()?;
     let mut passed = PassedSockets::from_env()?;
     let activated = !passed.is_empty();
@@ -126,16 +126,4 @@ fn raise_fd_limit() -> u64 {
         return current.current.unwrap_or(1024);
     }
     wanted.current.unwrap_or(u64::MAX)
-}
-
-/// Installs the SIGTERM/SIGINT handlers now; the future completes on the first of them.
-fn shutdown_requested() -> anyhow::Result<impl Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate()).context("Cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("Cannot handle SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM, shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT, shutting down"),
-        }
-    })
 }

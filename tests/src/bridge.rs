@@ -8,16 +8,16 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 
-use rustix::process::{Pid, Signal};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::clients::{RawClient, Run, run};
-use crate::process::Proc;
+use crate::daemon::Registry;
+use crate::netns::UsernsLeader;
+use crate::process::Daemon;
 use crate::wait;
 
 /// The service name, the socket's base name.
@@ -35,7 +35,7 @@ exec "$@""#;
 /// A running `berth-userdb-bridge`.
 #[derive(Debug)]
 pub struct Bridge {
-    proc: Option<Proc>,
+    daemon: Daemon,
     dir: TempDir,
     registry: PathBuf,
     env: Vec<(String, String)>,
@@ -58,7 +58,7 @@ impl Bridge {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         write_nsswitch_conf(dir.path());
         let mut bridge = Self {
-            proc: None,
+            daemon: Daemon::new(dir.path().join("bridge.log")),
             dir,
             registry: registry.to_owned(),
             env,
@@ -82,32 +82,14 @@ impl Bridge {
 
     /// Starts the process (again, after [`Bridge::kill9`]) and waits for its socket.
     pub fn start_again(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("log file");
         let mut command = self.command();
-        command.stdin(Stdio::null()).stderr(log);
-        self.proc = Some(Proc::spawn(&mut command));
         let socket = self.socket();
-        wait::until("the bridge socket", || {
-            assert!(
-                !self.proc.as_mut().is_some_and(Proc::has_exited),
-                "bridge exited:\n{}",
-                self.log()
-            );
-            UnixStream::connect(&socket).is_ok()
-        });
+        self.daemon.start(&mut command, &socket);
     }
 
     /// The bridge's log so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("bridge.log")
+        self.daemon.log()
     }
 
     /// The runtime directory (`--runtime-dir`).
@@ -128,19 +110,12 @@ impl Bridge {
 
     /// SIGKILL.
     pub fn kill9(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.kill();
-        }
+        self.daemon.kill9();
     }
 
     /// SIGTERM, then waits for the exit status.
     pub fn stop(&mut self) -> ExitStatus {
-        let mut proc = self.proc.take().expect("running");
-        let pid = Pid::from_raw(proc.pid() as i32).expect("pid");
-        rustix::process::kill_process(pid, Signal::TERM).expect("SIGTERM");
-        let status = proc.child().wait().expect("wait");
-        proc.kill();
-        status
+        self.daemon.stop()
     }
 
     /// A raw connection to the bridge.
@@ -187,12 +162,6 @@ impl Bridge {
             program,
             args,
         ))
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
@@ -253,4 +222,32 @@ pub fn register_container(socket: &Path, name: &str, leader: u32) {
         json!({"name": name, "class": "container", "leader": leader}),
     );
     assert!(reply.get("error").is_none(), "Register {name}: {reply}");
+}
+
+/// A registry with one user-namespaced container, and a bridge that knows it.
+#[derive(Debug)]
+pub struct WithContainer {
+    /// The bridge.
+    pub bridge: Bridge,
+    /// The container's leader (UIDs and GIDs 0…65535 at `shift`…).
+    pub leader: UsernsLeader,
+    /// The registry.
+    pub registry: Registry,
+}
+
+impl WithContainer {
+    /// Starts the registry, registers container `name` with IDs at `shift`…, starts the bridge
+    /// and waits until it follows the registry.
+    pub fn start(name: &str, shift: u32) -> Self {
+        let registry = Registry::start();
+        let leader = UsernsLeader::start(shift);
+        register_container(&registry.socket(), name, leader.pid());
+        let bridge = Bridge::start(&registry.socket());
+        bridge.wait_synchronized();
+        Self {
+            bridge,
+            leader,
+            registry,
+        }
+    }
 }

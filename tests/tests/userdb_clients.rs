@@ -1,10 +1,8 @@
 //! The userdb bridge through real clients: userdbctl 252 (the host's) and 257, and glibc's
 //! `getent` and `id` through nss-systemd, each seeing only the bridge's socket.
 
-use berth_tests::bridge::{Bridge, register_container};
+use berth_tests::bridge::WithContainer;
 use berth_tests::clients::Run;
-use berth_tests::daemon::Registry;
-use berth_tests::netns::UsernsLeader;
 use berth_tests::require;
 use serde_json::{Value, json};
 
@@ -19,27 +17,6 @@ fn needs_clients() -> bool {
         && require::program("getent")
 }
 
-/// A registry with one container `demo` (UIDs and GIDs 0… at host 131072…), and a bridge that
-/// follows it.
-struct Setup {
-    bridge: Bridge,
-    _leader: UsernsLeader,
-    _registry: Registry,
-}
-
-fn setup() -> Setup {
-    let registry = Registry::start();
-    let leader = UsernsLeader::start(SHIFT);
-    register_container(&registry.socket(), "demo", leader.pid());
-    let bridge = Bridge::start(&registry.socket());
-    bridge.wait_synchronized();
-    Setup {
-        bridge,
-        _leader: leader,
-        _registry: registry,
-    }
-}
-
 fn json_of(run: &Run) -> Value {
     assert!(run.success, "{run:?}");
     run.json()
@@ -50,7 +27,7 @@ fn userdbctl_252_and_257_show_container_users_and_groups() {
     if !needs_clients() {
         return;
     }
-    let setup = setup();
+    let setup = WithContainer::start("demo", SHIFT);
     let bridge = &setup.bridge;
     let expected_user = json!({
         "userName": "vu-demo-0",
@@ -95,7 +72,7 @@ fn getent_and_id_resolve_through_nss_systemd() {
     if !(needs_clients() && require::program("id")) {
         return;
     }
-    let setup = setup();
+    let setup = WithContainer::start("demo", SHIFT);
     let bridge = &setup.bridge;
     let line = |args: &[&str]| {
         let run = bridge.client("getent", args);

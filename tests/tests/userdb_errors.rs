@@ -1,10 +1,8 @@
 //! Every error of the userdb bridge through varlinkctl 257, and connections that stay usable
 //! after bad calls.
 
-use berth_tests::bridge::{Bridge, register_container};
+use berth_tests::bridge::{Bridge, WithContainer};
 use berth_tests::clients::{Run, varlinkctl_call};
-use berth_tests::daemon::Registry;
-use berth_tests::netns::UsernsLeader;
 use berth_tests::require;
 use serde_json::{Value, json};
 
@@ -64,26 +62,9 @@ fn service(mut params: Value) -> Value {
     params
 }
 
-struct Setup {
-    bridge: Bridge,
-    _leader: UsernsLeader,
-    _registry: Registry,
-}
-
-fn setup() -> Option<Setup> {
-    if !(require::root() && require::program("unshare") && require::varlinkctl()) {
-        return None;
-    }
-    let registry = Registry::start();
-    let leader = UsernsLeader::start(SHIFT);
-    register_container(&registry.socket(), "demo", leader.pid());
-    let bridge = Bridge::start(&registry.socket());
-    bridge.wait_synchronized();
-    Some(Setup {
-        bridge,
-        _leader: leader,
-        _registry: registry,
-    })
+fn setup() -> Option<WithContainer> {
+    let ready = require::root() && require::program("unshare") && require::varlinkctl();
+    ready.then(|| WithContainer::start("demo", SHIFT))
 }
 
 #[test]

@@ -37,7 +37,8 @@ fn main() -> ExitCode {
 
 async fn serve(args: Args, log: Option<LogControl>) -> anyhow::Result<()> {
     // Catch SIGTERM/SIGINT from the start: a stop request right after READY=1 must not kill us.
-    let shutdown = berth_service_runtime::signals::shutdown_requested()?;
+    let shutdown = berth_service_runtime::signals::shutdown_requested()
+        .context("Cannot handle SIGTERM and SIGINT")?;
     let paths = args.paths();
     let mut passed = PassedSockets::from_env()?;
     let activated = !passed.is_empty();

@@ -29,41 +29,43 @@ impl UserDatabaseService {
     /// `GetUserRecord`.
     async fn get_user_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
         let request: UserRecordRequest = decode(call, &["uid", "userName", "service"])?;
-        check_id(request.uid, "uid")?;
-        check_name(request.user_name.as_deref(), "userName")?;
-        check_service(&request.service)?;
-        let query = Query {
-            kind: Kind::User,
-            id: request.uid,
-            name: request.user_name.as_deref(),
+        let name = request.user_name.as_deref();
+        let found = self.lookup(Kind::User, request.uid, name, &request.service)?;
+        let reply = RecordReply {
+            record: lookup::user_record(found),
+            incomplete: None,
         };
-        let record = lookup::user_record(self.find(&query)?);
-        replier
-            .reply(&RecordReply {
-                record,
-                incomplete: None,
-            })
-            .await
+        replier.reply(&reply).await
     }
 
     /// `GetGroupRecord`.
     async fn get_group_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
         let request: GroupRecordRequest = decode(call, &["gid", "groupName", "service"])?;
-        check_id(request.gid, "gid")?;
-        check_name(request.group_name.as_deref(), "groupName")?;
-        check_service(&request.service)?;
-        let query = Query {
-            kind: Kind::Group,
-            id: request.gid,
-            name: request.group_name.as_deref(),
+        let name = request.group_name.as_deref();
+        let found = self.lookup(Kind::Group, request.gid, name, &request.service)?;
+        let reply = RecordReply {
+            record: lookup::group_record(found),
+            incomplete: None,
         };
-        let record = lookup::group_record(self.find(&query)?);
-        replier
-            .reply(&RecordReply {
-                record,
-                incomplete: None,
-            })
-            .await
+        replier.reply(&reply).await
+    }
+
+    /// Checks a record lookup in machined's order (ID, name, service) and answers it.
+    fn lookup(
+        &self,
+        kind: Kind,
+        id: Option<u32>,
+        name: Option<&str>,
+        service: &str,
+    ) -> Result<Found, Error> {
+        let (id_field, name_field) = match kind {
+            Kind::User => ("uid", "userName"),
+            Kind::Group => ("gid", "groupName"),
+        };
+        check_id(id, id_field)?;
+        check_name(name, name_field)?;
+        check_service(service)?;
+        self.find(&Query { kind, id, name })
     }
 
     /// `GetMemberships`: container users belong to no auxiliary groups.
