@@ -28,6 +28,9 @@ pub enum Error {
     ServiceNotAvailable,
 }
 
+/// The bridge's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
 impl From<Error> for ErrorReply {
     fn from(error: Error) -> Self {
         match error {

@@ -5,7 +5,7 @@
 
 use berth_interfaces::userdb::{GroupRecord, UserRecord};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::names::{self, Kind};
 
@@ -62,7 +62,7 @@ impl Query<'_> {
     /// # Errors
     /// [`Error::EnumerationNotSupported`] without ID and name, [`Error::NoRecordFound`],
     /// [`Error::ConflictingRecordFound`].
-    pub fn resolve(&self, index: &Index) -> Result<Found, Error> {
+    pub fn resolve(&self, index: &Index) -> Result<Found> {
         let found = match (self.id, self.name) {
             (Some(id), _) => by_id(index, self.kind, id),
             (None, Some(name)) => by_name(index, self.kind, name),
@@ -150,7 +150,7 @@ mod tests {
         index
     }
 
-    fn user(id: Option<u32>, name: Option<&str>) -> Result<Found, Error> {
+    fn user(id: Option<u32>, name: Option<&str>) -> Result<Found> {
         Query {
             kind: Kind::User,
             id,

@@ -19,8 +19,9 @@ use tokio::net::UnixListener;
 fn main() -> ExitCode {
     let args = Args::parse();
     let log = logging::init("info");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: every call is answered from memory at once, and a lookup that stays on one
+    // thread wakes no other (in the benchmark, about 20 µs less per lookup than two workers).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     let result = runtime

@@ -10,7 +10,7 @@ use berth_interfaces::userdb::{
 use berth_service_runtime::varlink::{Call, ErrorReply, HandlerResult, Replier, Service};
 
 use crate::cache::Cache;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::lookup::{self, Found, Query, SERVICE};
 use crate::names::{self, Kind};
 
@@ -57,7 +57,7 @@ impl UserDatabaseService {
         id: Option<u32>,
         name: Option<&str>,
         service: &str,
-    ) -> Result<Found, Error> {
+    ) -> Result<Found> {
         let (id_field, name_field) = match kind {
             Kind::User => ("uid", "userName"),
             Kind::Group => ("gid", "groupName"),
@@ -79,7 +79,7 @@ impl UserDatabaseService {
 
     /// Answers a query from the cache; a query that could be ours while the registry's
     /// machines are not known is `ServiceNotAvailable`, never a guess.
-    fn find(&self, query: &Query<'_>) -> Result<Found, Error> {
+    fn find(&self, query: &Query<'_>) -> Result<Found> {
         if query.id.is_none() && query.name.is_none() {
             return Err(Error::EnumerationNotSupported);
         }
@@ -113,7 +113,7 @@ impl Service for UserDatabaseService {
 fn decode<T: serde::de::DeserializeOwned>(
     call: &Call,
     fields: &[&'static str],
-) -> Result<T, ErrorReply> {
+) -> std::result::Result<T, ErrorReply> {
     if let Some(unknown) = call
         .parameters()
         .keys()
@@ -124,21 +124,21 @@ fn decode<T: serde::de::DeserializeOwned>(
     call.decode()
 }
 
-fn check_id(id: Option<u32>, field: &'static str) -> Result<(), Error> {
+fn check_id(id: Option<u32>, field: &'static str) -> Result<()> {
     match id {
         Some(id) if !names::is_valid_id(id) => Err(Error::InvalidParameter(field)),
         _ => Ok(()),
     }
 }
 
-fn check_name(name: Option<&str>, field: &'static str) -> Result<(), Error> {
+fn check_name(name: Option<&str>, field: &'static str) -> Result<()> {
     match name {
         Some(name) if !names::is_relaxed_valid(name) => Err(Error::InvalidParameter(field)),
         _ => Ok(()),
     }
 }
 
-fn check_service(service: &str) -> Result<(), Error> {
+fn check_service(service: &str) -> Result<()> {
     if service == SERVICE {
         Ok(())
     } else {

@@ -45,11 +45,27 @@ pub struct Timing {
 /// One user to look up: its name and its UID.
 pub type Key = (String, u32);
 
-/// Times `call` for each of `keys` in a helper that sees only the provider in `userdb_dir`.
+impl Timing {
+    /// The median and 99th percentile of durations in ns.
+    pub fn of(mut nanos: Vec<u64>) -> Self {
+        nanos.sort_unstable();
+        let at = |q: f64| {
+            let rank = ((nanos.len() as f64 * q).ceil() as usize).clamp(1, nanos.len());
+            Duration::from_nanos(nanos[rank - 1])
+        };
+        Self {
+            median: at(0.5),
+            p99: at(0.99),
+        }
+    }
+}
+
+/// Times `call` for each of `keys` in a helper that sees only the provider in `userdb_dir`;
+/// returns the durations in ns.
 ///
 /// # Panics
 /// When a lookup fails or gives the wrong user.
-pub fn measure(userdb_dir: &Path, work: &Path, call: Call, keys: &[Key]) -> Timing {
+pub fn measure(userdb_dir: &Path, work: &Path, call: Call, keys: &[Key]) -> Vec<u64> {
     let nsswitch = berth_tests::bridge::write_nsswitch_conf(work);
     let list = work.join("keys");
     let text = keys.iter().fold(String::new(), |mut text, (name, uid)| {
@@ -71,21 +87,13 @@ pub fn measure(userdb_dir: &Path, work: &Path, call: Call, keys: &[Key]) -> Timi
         call.as_str(),
         output.stderr
     );
-    let mut nanos: Vec<u64> = output
+    let nanos: Vec<u64> = output
         .stdout
         .lines()
         .map(|line| line.parse().expect("a duration in ns"))
         .collect();
     assert_eq!(nanos.len(), keys.len(), "one timing per call");
-    nanos.sort_unstable();
-    let at = |q: f64| {
-        let rank = ((nanos.len() as f64 * q).ceil() as usize).clamp(1, nanos.len());
-        Duration::from_nanos(nanos[rank - 1])
-    };
-    Timing {
-        median: at(0.5),
-        p99: at(0.99),
-    }
+    nanos
 }
 
 /// In the helper process: times the calls and prints one duration (ns) per line. Returns
