@@ -1,11 +1,13 @@
 //! The userdb bridge follows the registry: containers that come and go, a registry that
 //! restarts under it, and containers that must never have users.
 
+use std::process::Command;
+
 use berth_tests::bridge::{Bridge, NOT_AVAILABLE, outcome, register_container};
 use berth_tests::daemon::Registry;
 use berth_tests::netns::UsernsLeader;
 use berth_tests::process::Proc;
-use berth_tests::require;
+use berth_tests::{require, wait};
 use serde_json::json;
 
 const MISSING: &str = "io.systemd.UserDatabase.NoRecordFound";
@@ -144,4 +146,32 @@ fn containers_sharing_host_ids_never_yield_host_users() {
     assert_eq!(outcome(&bridge.user(json!({"uid": 65536}))), "vu-low-64536");
     let root = bridge.client("getent", &["passwd", "vu-plain-0"]);
     assert!(!root.success, "{root:?}");
+}
+
+#[test]
+fn users_appear_once_the_maps_are_written_after_registration() {
+    if !needs_userns() {
+        return;
+    }
+    let (registry, bridge) = started();
+    let leader = Proc::spawn(Command::new("unshare").args(["--user", "--", "sleep", "100000"]));
+    let pid = leader.pid();
+    wait::until("the new user namespace", || {
+        std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()
+            != std::fs::read_link("/proc/self/ns/user").ok()
+    });
+    register_container(&registry.socket(), "unmapped", pid);
+    let query = json!({"userName": "vu-unmapped-0"});
+    assert_eq!(
+        outcome(&bridge.user(query.clone())),
+        MISSING,
+        "no maps, no users"
+    );
+    std::fs::write(format!("/proc/{pid}/uid_map"), "0 589824 65536").unwrap();
+    std::fs::write(format!("/proc/{pid}/gid_map"), "0 589824 65536").unwrap();
+    bridge.wait_user(&query, "vu-unmapped-0");
+    assert_eq!(
+        outcome(&bridge.user(json!({"uid": 589_824 + 9}))),
+        "vu-unmapped-9"
+    );
 }
