@@ -14,6 +14,8 @@ pub const IO_SYSTEMD_MACHINE_INSTANCE: &str =
     include_str!("../idl/io.systemd.MachineInstance.varlink");
 /// `io.systemd.Resolve.Hook`, what the registry serves to systemd-resolved.
 pub const IO_SYSTEMD_RESOLVE_HOOK: &str = include_str!("../idl/io.systemd.Resolve.Hook.varlink");
+/// `io.systemd.UserDatabase`, the userdb provider interface (the text systemd-userdbd 257 serves).
+pub const IO_SYSTEMD_USER_DATABASE: &str = include_str!("../idl/io.systemd.UserDatabase.varlink");
 /// `io.systemd.service`, generic service control.
 pub const IO_SYSTEMD_SERVICE: &str = include_str!("../idl/io.systemd.service.varlink");
 /// `io.systemd`, the generic errors (`io.systemd.System`) every systemd service may return.
@@ -29,6 +31,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("io.systemd.Machine", IO_SYSTEMD_MACHINE),
     ("io.systemd.MachineInstance", IO_SYSTEMD_MACHINE_INSTANCE),
     ("io.systemd.Resolve.Hook", IO_SYSTEMD_RESOLVE_HOOK),
+    ("io.systemd.UserDatabase", IO_SYSTEMD_USER_DATABASE),
     ("io.systemd.service", IO_SYSTEMD_SERVICE),
     ("org.varlink.service", ORG_VARLINK_SERVICE),
 ];

@@ -2,7 +2,8 @@
 //!
 //! * [`idl`] holds the interface texts, verbatim from `idl/*.varlink`; services serve these
 //!   texts for introspection and validate every incoming call against them.
-//! * [`machine`], [`registry`], [`instance`], [`supervisor`] and [`service`] hold the serde types for the parameters, replies and errors,
+//! * [`machine`], [`registry`], [`resolve`], [`instance`], [`supervisor`], [`userdb`] and
+//!   [`service`] hold the serde types for the parameters, replies and errors,
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
 //! * `client` (feature `client`) has typed async proxies over zlink for tests and for the
 //!   services that call each other; `blocking` (feature `blocking`) is a small std-only client
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod resolve;
 pub mod service;
 pub mod supervisor;
+pub mod userdb;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;

@@ -144,3 +144,8 @@ impl RawClient {
         self.call(&serde_json::json!({"method": method, "parameters": parameters}))
     }
 }
+
+/// Calls `method` with `parameters` on a fresh raw connection to `socket`; returns the reply.
+pub fn raw_call(socket: &Path, method: &str, parameters: &Value) -> Value {
+    RawClient::connect(socket).method(method, parameters.clone())
+}

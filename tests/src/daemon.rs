@@ -2,16 +2,15 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustix::process::{Pid, Signal};
 use tempfile::TempDir;
 
 use crate::clients::RawClient;
-use crate::process::Proc;
+use crate::process::Daemon;
 use crate::wait;
 
 const CGROUP2: &str = "/sys/fs/cgroup/unified";
@@ -49,7 +48,7 @@ impl Default for Options {
 /// A running `berth-machine-registry`.
 #[derive(Debug)]
 pub struct Registry {
-    proc: Option<Proc>,
+    daemon: Daemon,
     dir: TempDir,
     cgroup: Option<TestCgroup>,
     options: Options,
@@ -75,7 +74,7 @@ impl Registry {
         }
         let cgroup = options.cgroup.then(TestCgroup::create).flatten();
         let mut registry = Self {
-            proc: None,
+            daemon: Daemon::new(dir.path().join("registry.log")),
             dir,
             cgroup,
             options,
@@ -110,32 +109,14 @@ impl Registry {
     /// Starts the process (again, after [`Registry::kill9`] or [`Registry::stop`]) and waits
     /// until it accepts connections.
     pub fn start_again(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("log file");
         let mut command = self.command();
-        command.stdin(Stdio::null()).stderr(log);
-        self.proc = Some(Proc::spawn(&mut command));
         let socket = self.socket();
-        wait::until("the registry socket", || {
-            assert!(
-                !self.proc.as_mut().is_some_and(Proc::has_exited),
-                "registry exited:\n{}",
-                self.log()
-            );
-            UnixStream::connect(&socket).is_ok()
-        });
+        self.daemon.start(&mut command, &socket);
     }
 
     /// The registry's log so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("registry.log")
+        self.daemon.log()
     }
 
     /// The runtime directory (`--runtime-dir`).
@@ -160,14 +141,12 @@ impl Registry {
 
     /// The registry's PID.
     pub fn pid(&self) -> u32 {
-        self.proc.as_ref().expect("running").pid()
+        self.daemon.pid()
     }
 
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
-        if let Some(mut proc) = self.proc.take() {
-            proc.kill();
-        }
+        self.daemon.kill9();
     }
 
     /// SIGSTOP, and waits until every thread of the registry has stopped: the kernel still
@@ -200,12 +179,7 @@ impl Registry {
 
     /// SIGTERM, then waits for the exit status.
     pub fn stop(&mut self) -> ExitStatus {
-        let mut proc = self.proc.take().expect("running");
-        let pid = Pid::from_raw(proc.pid() as i32).expect("pid");
-        rustix::process::kill_process(pid, Signal::TERM).expect("SIGTERM");
-        let status = proc.child().wait().expect("wait");
-        proc.kill();
-        status
+        self.daemon.stop()
     }
 
     /// Registers machine `name` of `class` (`container`, `vm`) led by `leader`, with host-side

@@ -3,6 +3,8 @@
 //!
 //! * [`daemon`]: a registry under test, started in its own runtime directory and cgroup, and
 //!   killed (with its whole process group) when dropped.
+//! * [`bridge`]: a userdb bridge under test, and real userdb clients run in a private mount
+//!   namespace that sees only its socket.
 //! * [`process`]: helper processes (leaders, supervisors) in their own process groups.
 //! * [`supervise`]: `supervise` under test, event streams, delegated cgroups.
 //! * [`clients`]: `varlinkctl` 257, python `varlink` and raw sockets.
@@ -12,6 +14,7 @@
 //!   `BERTH_TESTS_REQUIRE_ALL=1` (CI) says everything must run.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod clients;
 pub mod daemon;
 pub mod machines;

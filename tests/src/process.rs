@@ -87,3 +87,73 @@ pub fn is_dead(pid: u32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// A daemon under test: started again and again with its stderr appended to one log file, and
+/// waited for until its socket accepts connections.
+#[derive(Debug)]
+pub struct Daemon {
+    proc: Option<Proc>,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// A daemon that is not running yet and logs to `log`.
+    pub fn new(log: std::path::PathBuf) -> Self {
+        Self { proc: None, log }
+    }
+
+    /// Starts `command` and waits until `socket` accepts connections.
+    ///
+    /// # Panics
+    /// When it cannot start, or exits first (the panic shows its log).
+    pub fn start(&mut self, command: &mut Command, socket: &std::path::Path) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        command.stdin(Stdio::null()).stderr(log);
+        self.proc = Some(Proc::spawn(command));
+        crate::wait::until(&format!("{}", socket.display()), || {
+            assert!(
+                !self.proc.as_mut().is_some_and(Proc::has_exited),
+                "{command:?} exited:\n{}",
+                self.log()
+            );
+            std::os::unix::net::UnixStream::connect(socket).is_ok()
+        });
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its PID.
+    ///
+    /// # Panics
+    /// When it is not running.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("running").pid()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    ///
+    /// # Panics
+    /// When it is not running.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut proc = self.proc.take().expect("running");
+        let pid = Pid::from_raw(proc.pid() as i32).expect("pid");
+        rustix::process::kill_process(pid, Signal::TERM).expect("SIGTERM");
+        let status = proc.child().wait().expect("wait");
+        proc.kill();
+        status
+    }
+}

@@ -10,9 +10,17 @@ pub const NOBODY: u32 = 65534;
 /// groups (`setpriv …  --`).
 pub fn prefix(uid: u32) -> Vec<String> {
     let id = uid.to_string();
-    ["setpriv", "--reuid", &id, "--regid", &id, "--clear-groups", "--"]
-        .map(str::to_owned)
-        .to_vec()
+    [
+        "setpriv",
+        "--reuid",
+        &id,
+        "--regid",
+        &id,
+        "--clear-groups",
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// `program` run as UID and GID `uid`, without supplementary groups.

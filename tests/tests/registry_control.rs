@@ -9,8 +9,8 @@ use berth_interfaces::client::MachineProxy;
 use berth_interfaces::machine::{ListRequest, MachineLookup};
 use berth_tests::daemon::Registry;
 use berth_tests::machines::wait_gone;
-use berth_tests::process::is_dead;
 use berth_tests::process::Proc;
+use berth_tests::process::is_dead;
 use berth_tests::{require, wait};
 
 /// The python controller fixture, running one machine.

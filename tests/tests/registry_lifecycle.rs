@@ -10,8 +10,8 @@ use berth_interfaces::machine::{
 };
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::machines::{children_of, container, wait_gone};
-use berth_tests::process::is_dead;
 use berth_tests::process::Proc;
+use berth_tests::process::is_dead;
 use berth_tests::{require, wait};
 
 async fn machines(registry: &Registry) -> HashMap<String, MachineInfo> {

@@ -1,0 +1,147 @@
+//! `io.systemd.UserDatabase` as machined serves it: the handlers parse and check a call, ask
+//! the cache, and reply with one record or the error (the mapping lives in [`crate::error`]).
+
+use std::sync::Arc;
+
+use berth_interfaces::service::VarlinkError;
+use berth_interfaces::userdb::{
+    GroupRecordRequest, MembershipsRequest, RecordReply, UserRecordRequest,
+};
+use berth_service_runtime::varlink::{Call, ErrorReply, HandlerResult, Replier, Service};
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::lookup::{self, Found, Query, SERVICE};
+use crate::names::{self, Kind};
+
+/// The userdb service of the bridge.
+#[derive(Debug)]
+pub struct UserDatabaseService {
+    cache: Arc<Cache>,
+}
+
+impl UserDatabaseService {
+    /// A service answering from `cache`.
+    pub fn new(cache: Arc<Cache>) -> Self {
+        Self { cache }
+    }
+
+    /// `GetUserRecord`.
+    async fn get_user_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let request: UserRecordRequest = decode(call, &["uid", "userName", "service"])?;
+        let name = request.user_name.as_deref();
+        let found = self.lookup(Kind::User, request.uid, name, &request.service)?;
+        let reply = RecordReply {
+            record: lookup::user_record(found),
+            incomplete: None,
+        };
+        replier.reply(&reply).await
+    }
+
+    /// `GetGroupRecord`.
+    async fn get_group_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let request: GroupRecordRequest = decode(call, &["gid", "groupName", "service"])?;
+        let name = request.group_name.as_deref();
+        let found = self.lookup(Kind::Group, request.gid, name, &request.service)?;
+        let reply = RecordReply {
+            record: lookup::group_record(found),
+            incomplete: None,
+        };
+        replier.reply(&reply).await
+    }
+
+    /// Checks a record lookup in machined's order (ID, name, service) and answers it.
+    fn lookup(
+        &self,
+        kind: Kind,
+        id: Option<u32>,
+        name: Option<&str>,
+        service: &str,
+    ) -> Result<Found> {
+        let (id_field, name_field) = match kind {
+            Kind::User => ("uid", "userName"),
+            Kind::Group => ("gid", "groupName"),
+        };
+        check_id(id, id_field)?;
+        check_name(name, name_field)?;
+        check_service(service)?;
+        self.find(&Query { kind, id, name })
+    }
+
+    /// `GetMemberships`: container users belong to no auxiliary groups.
+    fn get_memberships(call: &Call) -> HandlerResult {
+        let request: MembershipsRequest = decode(call, &["userName", "groupName", "service"])?;
+        check_name(request.user_name.as_deref(), "userName")?;
+        check_name(request.group_name.as_deref(), "groupName")?;
+        check_service(&request.service)?;
+        Err(Error::NoRecordFound.into())
+    }
+
+    /// Answers a query from the cache; a query that could be ours while the registry's
+    /// machines are not known is `ServiceNotAvailable`, never a guess.
+    fn find(&self, query: &Query<'_>) -> Result<Found> {
+        if query.id.is_none() && query.name.is_none() {
+            return Err(Error::EnumerationNotSupported);
+        }
+        if !query.could_match() {
+            return Err(Error::NoRecordFound);
+        }
+        self.cache.read(|index| match index {
+            Some(index) => query.resolve(index),
+            None => Err(Error::ServiceNotAvailable),
+        })
+    }
+}
+
+impl Service for UserDatabaseService {
+    async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
+        match call.member() {
+            "GetUserRecord" => self.get_user_record(&call, replier).await,
+            "GetGroupRecord" => self.get_group_record(&call, replier).await,
+            "GetMemberships" => Self::get_memberships(&call),
+            _ => Err(VarlinkError::MethodNotImplemented {
+                method: call.method().to_owned(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Decodes the parameters, refusing fields machined's dispatch tables do not list (the
+/// optional filters of newer IDLs: `fuzzyNames`, `dispositionMask`, `uidMin`, …), which is how
+/// a provider says it does not filter.
+fn decode<T: serde::de::DeserializeOwned>(
+    call: &Call,
+    fields: &[&'static str],
+) -> std::result::Result<T, ErrorReply> {
+    if let Some(unknown) = call
+        .parameters()
+        .keys()
+        .find(|key| !fields.contains(&key.as_str()))
+    {
+        return Err(VarlinkError::invalid_parameter(unknown.as_str()).into());
+    }
+    call.decode()
+}
+
+fn check_id(id: Option<u32>, field: &'static str) -> Result<()> {
+    match id {
+        Some(id) if !names::is_valid_id(id) => Err(Error::InvalidParameter(field)),
+        _ => Ok(()),
+    }
+}
+
+fn check_name(name: Option<&str>, field: &'static str) -> Result<()> {
+    match name {
+        Some(name) if !names::is_relaxed_valid(name) => Err(Error::InvalidParameter(field)),
+        _ => Ok(()),
+    }
+}
+
+fn check_service(service: &str) -> Result<()> {
+    if service == SERVICE {
+        Ok(())
+    } else {
+        Err(Error::BadService)
+    }
+}
