@@ -122,6 +122,30 @@ fn round_trips(socket: &Path, iterations: usize) {
     };
     row("  on a new connection each (as the module asks)", fresh);
     row("  on one open connection", reused);
+    row(
+        "  floor: 1-byte ping-pong between two threads",
+        Ok(ping_pong(iterations)),
+    );
+}
+
+/// The least any request and reply between two processes costs on this machine: one byte
+/// there and back over a socket pair, between two threads (which, like the lookup and the
+/// registry, usually sit on different CPUs; waking a sleeping CPU dominates in a VM).
+fn ping_pong(iterations: usize) -> Vec<u64> {
+    use std::io::{Read, Write};
+    let (mut near, mut far) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    let echo = std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        while far.read_exact(&mut byte).is_ok() && far.write_all(&byte).is_ok() {}
+    });
+    let samples = sample(iterations, || {
+        let mut byte = [7u8; 1];
+        near.write_all(&byte).map_err(|e| e.to_string())?;
+        near.read_exact(&mut byte).map_err(|e| e.to_string())
+    });
+    drop(near);
+    let _ = echo.join();
+    samples.unwrap_or_default()
 }
 
 /// Runs `f` [`WARMUP`] times, then `count` times timed; the times in nanoseconds.
