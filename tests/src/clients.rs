@@ -149,3 +149,29 @@ impl RawClient {
 pub fn raw_call(socket: &Path, method: &str, parameters: &Value) -> Value {
     RawClient::connect(socket).method(method, parameters.clone())
 }
+
+/// Checks that the service at `socket` names Berth in `GetInfo`, serves exactly `interfaces`,
+/// and answers `GetInterfaceDescription` for each with a text that parses to the same interface
+/// as its IDL file in `interfaces/idl/`.
+///
+/// # Panics
+/// When any of that does not hold.
+pub async fn assert_serves_idl_files(socket: &Path, interfaces: &[&str]) {
+    use zlink::varlink_service::Proxy as _;
+    let mut conn = zlink::tokio::unix::connect(socket).await.expect("connect");
+    let info = conn.get_info().await.unwrap().unwrap();
+    assert_eq!(info.vendor, "Berth");
+    let mut served: Vec<String> = info.interfaces.iter().map(ToString::to_string).collect();
+    served.sort();
+    assert_eq!(served, interfaces);
+    for name in served {
+        let file = berth_interfaces::idl::by_name(&name).expect("an IDL file for every interface");
+        let description = conn
+            .get_interface_description(name.as_str().try_into().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = zlink::idl::Interface::try_from(file).unwrap();
+        assert_eq!(description.parse().unwrap(), expected, "{name}");
+    }
+}

@@ -3,7 +3,6 @@
 use std::process::{Command, Stdio};
 
 use berth_interfaces::client::{MachineProxy, ServiceProxy};
-use berth_interfaces::idl;
 use berth_interfaces::machine::{
     AcquireMetadata, KillRequest, KillWhom, ListRequest, MachineClass, MachineError, MachineLookup,
     ProcessId, RegisterRequest,
@@ -12,7 +11,6 @@ use berth_tests::daemon::Registry;
 use berth_tests::machines::{by_name, children_of, container};
 use berth_tests::process::Proc;
 use berth_tests::wait;
-use zlink::varlink_service::Proxy as _;
 
 #[tokio::test]
 async fn every_register_field_comes_back_in_list_and_the_state_file() {
@@ -292,32 +290,19 @@ async fn os_release_is_read_through_the_machines_own_root() {
 #[tokio::test]
 async fn every_interface_answers_with_the_text_of_its_idl_file() {
     let registry = Registry::start();
-    let mut conn = registry.connect().await;
-    let info = conn.get_info().await.unwrap().unwrap();
-    assert_eq!(info.vendor, "Berth");
-    let mut served: Vec<String> = info.interfaces.iter().map(ToString::to_string).collect();
-    served.sort();
-    assert_eq!(
-        served,
-        [
-            "io.berth.Registry",
-            "io.systemd",
-            "io.systemd.Machine",
-            "io.systemd.service",
-            "org.varlink.service"
-        ]
-    );
-    for name in served {
-        let file = idl::by_name(&name).expect("an IDL file for every served interface");
-        let description = conn
-            .get_interface_description(name.as_str().try_into().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        let served = description.parse().unwrap();
-        let expected = zlink::idl::Interface::try_from(file).unwrap();
-        assert_eq!(served, expected, "{name}");
-    }
+    let interfaces = [
+        "io.berth.Registry",
+        "io.systemd",
+        "io.systemd.Machine",
+        "io.systemd.service",
+        "org.varlink.service",
+    ];
+    berth_tests::clients::assert_serves_idl_files(&registry.socket(), &interfaces).await;
+    let hook = registry
+        .runtime_dir()
+        .join("systemd/resolve.hook/io.systemd.Machine");
+    let hook_interfaces = ["io.systemd.Resolve.Hook", "org.varlink.service"];
+    berth_tests::clients::assert_serves_idl_files(&hook, &hook_interfaces).await;
 }
 
 #[tokio::test]

@@ -5,13 +5,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::process::{Command, Stdio};
 
-use berth_interfaces::idl;
 use berth_tests::bridge::{Bridge, SERVICE, outcome};
 use berth_tests::clients::{varlinkctl, varlinkctl_call};
 use berth_tests::daemon::Registry;
 use berth_tests::process::Proc;
 use berth_tests::{require, wait, workspace_binary};
-use zlink::varlink_service::Proxy as _;
 
 #[test]
 fn socket_activation_with_the_name_userdb() {
@@ -111,28 +109,11 @@ fn a_second_bridge_does_not_take_over_a_live_socket() {
 async fn it_serves_the_userdb_interface_with_the_text_of_its_idl_file() {
     let registry = Registry::start();
     let bridge = Bridge::start(&registry.socket());
-    let mut conn = zlink::tokio::unix::connect(bridge.socket()).await.unwrap();
-    let info = conn.get_info().await.unwrap().unwrap();
-    assert_eq!(info.vendor, "Berth");
-    let mut served: Vec<String> = info.interfaces.iter().map(ToString::to_string).collect();
-    served.sort();
-    assert_eq!(
-        served,
-        [
-            "io.systemd",
-            "io.systemd.UserDatabase",
-            "org.varlink.service"
-        ],
-        "as machined 257's userdb socket"
-    );
-    for name in served {
-        let file = idl::by_name(&name).expect("an IDL file for every served interface");
-        let description = conn
-            .get_interface_description(name.as_str().try_into().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
-        let expected = zlink::idl::Interface::try_from(file).unwrap();
-        assert_eq!(description.parse().unwrap(), expected, "{name}");
-    }
+    // As machined 257's userdb socket.
+    let interfaces = [
+        "io.systemd",
+        "io.systemd.UserDatabase",
+        "org.varlink.service",
+    ];
+    berth_tests::clients::assert_serves_idl_files(&bridge.socket(), &interfaces).await;
 }
