@@ -57,14 +57,17 @@ pub fn watch_controller(registry: Arc<Registry>, machine: Arc<Machine>) -> Optio
 }
 
 /// A container whose leader is in a user namespace of its own whose maps nobody wrote yet
-/// (registered a moment too early): reads the maps again a few times, with growing pauses,
-/// until they are there, and records them. Nothing to do for any other machine.
+/// (registered a moment too early): reads the maps again, with growing pauses and then once a
+/// minute, until they are there, and records them. The kernel tells nobody when a map is
+/// written, so this is the one place the registry looks again on a timer; it ends with the
+/// machine. Nothing to do for any other machine.
 pub fn watch_userns(registry: Arc<Registry>, machine: Arc<Machine>) -> Option<AbortHandle> {
     if !machine.userns.is_pending() {
         return None;
     }
     let task = tokio::spawn(async move {
-        for pause in USERNS_RECHECKS {
+        let pauses = USERNS_RECHECKS.into_iter().chain(std::iter::repeat(USERNS_RECHECK_LATE));
+        for pause in pauses {
             tokio::time::sleep(pause).await;
             match UserNamespace::of_process(machine.leader.pid()) {
                 Ok(userns) if !userns.is_pending() => {
@@ -75,12 +78,11 @@ pub fn watch_userns(registry: Arc<Registry>, machine: Arc<Machine>) -> Option<Ab
                 Err(_) => return,
             }
         }
-        tracing::info!(machine = %machine.name, "Its user namespace still has no UID map, giving up");
     });
     Some(task.abort_handle())
 }
 
-/// Pauses between readings of a pending user namespace's maps (about a minute in all).
+/// Pauses between the first readings of a pending user namespace's maps (a minute in all)...
 const USERNS_RECHECKS: [Duration; 8] = [
     Duration::from_millis(10),
     Duration::from_millis(50),
@@ -91,6 +93,8 @@ const USERNS_RECHECKS: [Duration; 8] = [
     Duration::from_secs(15),
     Duration::from_secs(40),
 ];
+/// ...and between the later ones.
+const USERNS_RECHECK_LATE: Duration = Duration::from_secs(60);
 
 /// Asks the machine to end: through its controller's `io.systemd.MachineInstance.Terminate`
 /// if it has one, else SIGTERM to its supervisor if that lives, else SIGTERM to all its
