@@ -66,7 +66,9 @@ pub fn watch_userns(registry: Arc<Registry>, machine: Arc<Machine>) -> Option<Ab
         return None;
     }
     let task = tokio::spawn(async move {
-        let pauses = USERNS_RECHECKS.into_iter().chain(std::iter::repeat(USERNS_RECHECK_LATE));
+        let pauses = USERNS_RECHECKS
+            .into_iter()
+            .chain(std::iter::repeat(USERNS_RECHECK_LATE));
         for pause in pauses {
             tokio::time::sleep(pause).await;
             match UserNamespace::of_process(machine.leader.pid()) {
