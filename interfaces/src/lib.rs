@@ -5,6 +5,8 @@
 //! * [`machine`], [`registry`], [`resolve`], [`instance`], [`supervisor`], [`userdb`] and
 //!   [`service`] hold the serde types for the parameters, replies and errors,
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
+//! * [`names`] checks machine names; [`hosts`] is the registry's host table, which the NSS
+//!   module reads.
 //! * `client` (feature `client`) has typed async proxies over zlink for tests and for the
 //!   services that call each other; `blocking` (feature `blocking`) is a small std-only client
 //!   for the NSS module and the supervisor. The NSS module builds this crate without that feature, so
@@ -13,9 +15,11 @@
 
 mod errors;
 pub use errors::WireError;
+pub mod hosts;
 pub mod idl;
 pub mod instance;
 pub mod machine;
+pub mod names;
 pub mod registry;
 pub mod resolve;
 pub mod service;

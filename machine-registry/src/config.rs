@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_interfaces::hosts;
+
 /// The machine registry daemon.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "berth-machine-registry", version, about)]
@@ -35,6 +37,8 @@ pub struct Paths {
     pub state_dir: PathBuf,
     /// The `io.systemd.Resolve.Hook` socket (system scope only).
     pub resolve_hook: Option<PathBuf>,
+    /// The host table for the NSS module, beside the socket.
+    pub host_table: PathBuf,
 }
 
 /// Errors working out the paths.
@@ -70,6 +74,7 @@ impl Args {
         let systemd = self.runtime_dir()?.join("systemd");
         Ok(Paths {
             socket: systemd.join("machine/io.systemd.Machine"),
+            host_table: systemd.join("machine").join(hosts::TABLE_DIR),
             state_dir: systemd.join("machines"),
             resolve_hook: (!self.user).then(|| systemd.join("resolve.hook/io.systemd.Machine")),
         })
@@ -101,6 +106,7 @@ mod tests {
                 socket: "/run/systemd/machine/io.systemd.Machine".into(),
                 state_dir: "/run/systemd/machines".into(),
                 resolve_hook: Some("/run/systemd/resolve.hook/io.systemd.Machine".into()),
+                host_table: "/run/systemd/machine/berth-hosts".into(),
             }
         );
         assert_eq!(args.socket_mode(), 0o666);

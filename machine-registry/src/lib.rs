@@ -2,13 +2,16 @@
 //!
 //! # Layout
 //! * [`manager`] holds the registry: its [`index`] (machines by name, leader PID, cgroup, unit
-//!   and user namespace ID range), the state files, and the change events; [`lifecycle`] watches leaders through their pidfds and
-//!   ends machines on request; [`restore`] reads the state files back after a restart.
+//!   and user namespace ID range), the state files, and the change events; [`lifecycle`]
+//!   watches leaders through their pidfds and ends machines on request; [`restore`] reads the
+//!   state files back after a restart.
 //! * [`machine`] is one machine and its `List`/state-file forms; [`register`] validates a
 //!   `Register` request into one.
 //! * [`process`], [`cgroup`], [`kill`] and [`metadata`] are the OS side: pidfds and `/proc`,
 //!   the machines' own cgroups, signals, os-release; [`idmap`] reads user namespaces;
 //!   [`control`] calls a machine's controller.
+//! * [`hosts`] is the host table the registry publishes for the NSS module; [`network`] watches
+//!   containers' addresses.
 //! * [`names`], [`signals`] and [`state_file`] are pure parsing and formatting.
 //! * [`varlink`] maps calls onto all of this and errors back onto the wire ([`error`] is the
 //!   internal error type).
@@ -20,6 +23,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod error;
+pub mod hosts;
 pub mod idmap;
 pub mod index;
 pub mod kill;

@@ -39,9 +39,10 @@ async fn serve(args: Args, log: Option<LogControl>, budget: FdBudget) -> anyhow:
     let stopped = shutdown::requested().context("Cannot handle SIGTERM/SIGINT")?;
     let paths = args.paths()?;
     let listeners = listeners(&args, &paths)?;
-    let registry = Registry::new(registry_config(&args, &paths.state_dir, budget)?)
+    let registry = Registry::new(registry_config(&args, &paths, budget)?)
         .context("Cannot set up the registry")?;
     let report = restore::restore(&registry);
+    registry.vouch_for_host_table();
     tracing::info!(restored = report.restored, dropped = report.dropped, socket = %paths.socket.display(), "Serving");
 
     let mut config = server_config("", registry_interfaces(), budget);

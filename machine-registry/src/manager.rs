@@ -11,15 +11,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use berth_interfaces::machine::MachineClass;
+use berth_interfaces::machine::{Address, MachineClass};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use crate::cgroup::CgroupRoot;
+use crate::hosts::{self, HostTable, Observed};
 use crate::idmap::UserNamespace;
 use crate::index::Index;
 use crate::machine::Machine;
 use crate::names::{self, HOST_MACHINE};
+use crate::network::{self, NetworkError};
 use crate::process::{self, ProcessRef};
 use crate::{lifecycle, state_file};
 
@@ -31,6 +33,8 @@ const EVENT_BACKLOG: usize = 4096;
 pub struct RegistryConfig {
     /// Where state files go (`/run/systemd/machines`).
     pub state_dir: PathBuf,
+    /// Where the host table goes, if anywhere (`/run/systemd/machine/berth-hosts`).
+    pub host_table: Option<PathBuf>,
     /// Where machine cgroups are made, if anywhere.
     pub cgroup_root: Option<CgroupRoot>,
     /// Whether the synthetic `.host` machine exists (system scope).
@@ -120,6 +124,7 @@ pub struct Registry {
     config: RegistryConfig,
     boot_id: String,
     host: Option<Arc<Machine>>,
+    host_table: Option<Arc<HostTable>>,
     state: Mutex<State>,
     events: broadcast::Sender<RegistryEvent>,
     next_instance: AtomicU64,
@@ -138,10 +143,15 @@ impl Registry {
             .transpose()?
             .map(Arc::new);
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        let host_table = config.host_table.as_deref().and_then(open_host_table);
+        if let (Some(table), Some(host)) = (&host_table, &host) {
+            table.put(&host.name, &hosts::entry(host, Observed::Unknown));
+        }
         Ok(Arc::new(Self {
             config,
             boot_id: process::boot_id()?,
             host,
+            host_table,
             state: Mutex::new(State::default()),
             events,
             next_instance: AtomicU64::new(1),
@@ -290,6 +300,9 @@ impl Registry {
             return Err(RegistryError::Persist(e));
         }
         state.index.insert(&machine, unit_link);
+        if let Some(table) = &self.host_table {
+            table.put(&machine.name, &hosts::entry(&machine, Observed::Unknown));
+        }
         self.watch(&mut state, &machine);
         let _ = self.events.send(RegistryEvent::Added(Arc::clone(&machine)));
         Ok(machine)
@@ -380,6 +393,9 @@ impl Registry {
             watcher.abort();
         }
         self.forget(&machine);
+        if let Some(table) = &self.host_table {
+            table.remove(&machine.name);
+        }
         let _ = self
             .events
             .send(RegistryEvent::Removed(Arc::clone(&machine)));
@@ -433,6 +449,61 @@ impl Registry {
             .events
             .send(RegistryEvent::Changed(Arc::clone(&updated)));
         Some(updated)
+    }
+}
+
+impl Registry {
+    /// The machine's addresses (see [`network::addresses`]); the host table follows what
+    /// the watch they come from sees.
+    ///
+    /// # Errors
+    /// As [`network::addresses`].
+    pub async fn addresses(
+        self: &Arc<Self>,
+        machine: &Machine,
+    ) -> Result<Vec<Address>, NetworkError> {
+        let registry = Arc::downgrade(self);
+        let (name, instance) = (machine.name.clone(), machine.instance);
+        let publish = Box::new(move |observed: Observed<'_>| {
+            if let Some(registry) = registry.upgrade() {
+                registry.publish(&name, instance, observed);
+            }
+        });
+        network::addresses(machine, publish).await
+    }
+
+    /// Puts what is known of the addresses of registration `instance` of `name` into the host
+    /// table, if that registration is still current.
+    fn publish(&self, name: &str, instance: u64, observed: Observed<'_>) {
+        let Some(table) = &self.host_table else {
+            return;
+        };
+        let state = self.lock();
+        // Only a container's entry depends on its addresses (`.host` is not in the index).
+        let current = state
+            .index
+            .get(name)
+            .filter(|m| m.instance == instance && m.class == MachineClass::Container);
+        if let Some(machine) = current {
+            table.put(name, &hosts::entry(machine, observed));
+        }
+    }
+
+    /// Vouches for the host table from now on (once the machines of the previous run are back).
+    pub fn vouch_for_host_table(&self) {
+        if let Some(table) = &self.host_table {
+            table.vouch();
+        }
+    }
+}
+
+fn open_host_table(dir: &std::path::Path) -> Option<Arc<HostTable>> {
+    match HostTable::open(dir) {
+        Ok(table) => Some(Arc::new(table)),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "Cannot keep a host table, lookups ask the registry");
+            None
+        }
     }
 }
 

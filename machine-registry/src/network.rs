@@ -4,7 +4,8 @@
 //! namespace (on a short-lived helper thread that enters the namespace, so no async thread ever
 //! switches namespaces), subscribes to address changes and dumps the addresses once. From then
 //! on a task applies every change as it happens, and lookups read the cache: no fork, no
-//! namespace switch, no netlink round trip. The subscription ends with the machine.
+//! namespace switch, no netlink round trip. The subscription ends with the machine. Each new
+//! set of addresses is also handed to a publisher (the host table).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,6 +31,7 @@ use tokio::io::Interest;
 use tokio::sync::{OnceCell, watch};
 use tokio::task::AbortHandle;
 
+use crate::hosts::Observed;
 use crate::machine::Machine;
 use crate::process::ProcessRef;
 
@@ -53,6 +55,9 @@ pub enum NetworkError {
 
 /// A machine's view of its network, made on first use and shared by every copy of the machine.
 pub type NetworkCell = Arc<OnceCell<Network>>;
+
+/// Told what is known of the addresses whenever that changes.
+pub type Publish = Box<dyn Fn(Observed<'_>) + Send + Sync>;
 
 /// Where a machine's addresses come from.
 #[derive(Debug)]
@@ -80,14 +85,16 @@ impl Drop for AddressWatch {
 /// The addresses of a machine: of its leader's network namespace for a container, of the
 /// registry's own for `.host`.
 ///
+/// The first call opens the watch, which tells `publish` what it sees from then on.
+///
 /// # Errors
 /// [`NetworkError::NoPrivateNetworking`] for a container in the registry's namespace, else
 /// the error opening or watching the namespace.
-pub async fn addresses(machine: &Machine) -> Result<Vec<Address>, NetworkError> {
+pub async fn addresses(machine: &Machine, publish: Publish) -> Result<Vec<Address>, NetworkError> {
     let host = machine.class == MachineClass::Host;
     let network = machine
         .network
-        .get_or_try_init(|| open(&machine.leader, host))
+        .get_or_try_init(|| open(&machine.leader, host, publish))
         .await?;
     match network {
         Network::Shared => Err(NetworkError::NoPrivateNetworking),
@@ -95,7 +102,7 @@ pub async fn addresses(machine: &Machine) -> Result<Vec<Address>, NetworkError> 
     }
 }
 
-async fn open(leader: &ProcessRef, host: bool) -> Result<Network, NetworkError> {
+async fn open(leader: &ProcessRef, host: bool, publish: Publish) -> Result<Network, NetworkError> {
     let path = if host {
         "/proc/self/ns/net".to_owned()
     } else {
@@ -111,6 +118,7 @@ async fn open(leader: &ProcessRef, host: bool) -> Result<Network, NetworkError> 
     let theirs = netns.metadata()?;
     let shared = (ours.dev(), ours.ino()) == (theirs.dev(), theirs.ino());
     if shared && !own_namespace_ok {
+        publish(Observed::Shared);
         return Ok(Network::Shared);
     }
     let socket = if shared {
@@ -118,7 +126,7 @@ async fn open(leader: &ProcessRef, host: bool) -> Result<Network, NetworkError> 
     } else {
         subscribe_in(OwnedFd::from(netns)).await?
     };
-    Ok(Network::Watched(AddressWatch::start(socket)?))
+    Ok(Network::Watched(AddressWatch::start(socket, publish)?))
 }
 
 /// Opens the subscription inside `netns`, on a thread of its own that enters the namespace
@@ -151,15 +159,16 @@ fn subscribe() -> io::Result<OwnedFd> {
 }
 
 impl AddressWatch {
-    fn start(socket: OwnedFd) -> io::Result<Self> {
+    fn start(socket: OwnedFd, publish: Publish) -> io::Result<Self> {
         let socket = sys::async_fd(socket, Interest::READABLE | Interest::WRITABLE)?;
         let addresses = Arc::new(Mutex::new(AddressSet::default()));
         let (ready_tx, ready) = watch::channel(false);
         let shared = Arc::clone(&addresses);
         let task = tokio::spawn(async move {
-            if let Err(error) = follow(&socket, &shared, &ready_tx).await {
+            if let Err(error) = follow(&socket, &shared, &ready_tx, &publish).await {
                 tracing::warn!(%error, "Watching a machine's addresses failed, ignoring");
             }
+            publish(Observed::Unknown);
         });
         Ok(Self {
             addresses,
@@ -175,45 +184,58 @@ impl AddressWatch {
         if !matches!(waited, Ok(Ok(_))) {
             return Err(io::Error::from_raw_os_error(libc::ETIMEDOUT).into());
         }
-        Ok(self
-            .addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .sorted())
+        Ok(lock(&self.addresses).sorted())
     }
 }
 
 /// Dumps the addresses, then applies every change; dumps again when the kernel says a dump
-/// was interrupted or notifications were lost.
+/// was interrupted or notifications were lost. A dump fills a set of its own, so lookups see
+/// the last complete view until it is done. Publishes every view that differs from the last.
 async fn follow(
     socket: &tokio::io::unix::AsyncFd<OwnedFd>,
     addresses: &Mutex<AddressSet>,
     ready: &watch::Sender<bool>,
+    publish: &Publish,
 ) -> io::Result<()> {
     let mut sequence = 0;
     let mut buffer = vec![0u8; 64 * 1024];
+    let mut published = None;
     'dump: loop {
         sequence += 1;
-        addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let mut dumped = AddressSet::default();
         send_dump_request(socket, sequence).await?;
         loop {
             let received = match receive(socket, &mut buffer).await {
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue 'dump,
                 other => other?,
             };
-            let mut set = addresses.lock().unwrap_or_else(PoisonError::into_inner);
-            match set.apply_datagram(&buffer[..received], sequence) {
-                Dump::Complete => {
-                    ready.send_replace(true);
-                }
+            match dumped.apply_datagram(&buffer[..received], sequence) {
+                Dump::Complete => break,
                 Dump::Interrupted => continue 'dump,
                 Dump::Running => {}
             }
         }
+        let mut view = dumped.sorted();
+        *lock(addresses) = dumped;
+        ready.send_replace(true);
+        loop {
+            if published.as_ref() != Some(&view) {
+                publish(Observed::Addresses(&view));
+                published = Some(view);
+            }
+            let received = match receive(socket, &mut buffer).await {
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue 'dump,
+                other => other?,
+            };
+            let mut set = lock(addresses);
+            set.apply_datagram(&buffer[..received], sequence);
+            view = set.sorted();
+        }
     }
+}
+
+fn lock(addresses: &Mutex<AddressSet>) -> std::sync::MutexGuard<'_, AddressSet> {
+    addresses.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn send_dump_request(
@@ -275,10 +297,6 @@ struct AddressSet {
 }
 
 impl AddressSet {
-    fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     /// Applies every message of a datagram; reports on the dump `sequence`.
     fn apply_datagram(&mut self, mut bytes: &[u8], sequence: u32) -> Dump {
         let mut dump = Dump::Running;

@@ -87,7 +87,7 @@ fn bind(path: &Path, mode: u32, bound: &mut Vec<PathBuf>) -> anyhow::Result<Unix
 /// `--cgroup-root` is not on the cgroup2 hierarchy.
 pub fn registry_config(
     args: &Args,
-    state_dir: &Path,
+    paths: &Paths,
     budget: FdBudget,
 ) -> anyhow::Result<RegistryConfig> {
     let cgroup_root = match &args.cgroup_root {
@@ -95,7 +95,8 @@ pub fn registry_config(
         None => CgroupRoot::detect(),
     };
     Ok(RegistryConfig {
-        state_dir: state_dir.to_owned(),
+        state_dir: paths.state_dir.clone(),
+        host_table: Some(paths.host_table.clone()),
         cgroup_root,
         host_machine: !args.user,
         max_machines: budget.machines,

@@ -1,6 +1,8 @@
 //! How long `getaddrinfo()` of a machine name takes through the module, beside an
 //! `/etc/hosts` name and beside the real nss-mymachines 257 asking the real systemd-machined
-//! 257, all with `hosts: files mymachines` (the order Debian ships).
+//! 257, all with `hosts: files mymachines` (the order Debian ships). After the first lookup,
+//! which asks the registry and starts the watch of the container's addresses, Berth's lookups
+//! read the registry's host table.
 //!
 //! Run as root, after building the registry in release mode (`scripts/bench-nss` does both):
 //! `cargo build --release -p berth-machine-registry && cargo bench -p berth-nss-module`.
@@ -97,8 +99,10 @@ fn bench(iterations: usize) {
     round_trips(&registry.socket(), iterations);
 }
 
-/// Where the time goes: the module's one call alone, from this process, on a new connection
-/// each time (as the module does) and on one open connection.
+/// What a lookup costs when the module has to ask the registry (a container's first lookup,
+/// or no host table vouched for): its one call alone, from this process, on a new connection
+/// each time (as the module does) and on one open connection, beside the least any round trip
+/// between two processes costs here. (The lookups timed above read the host table.)
 fn round_trips(socket: &Path, iterations: usize) {
     let request = ResolveHostRequest {
         name: MACHINE.into(),
@@ -115,7 +119,7 @@ fn round_trips(socket: &Path, iterations: usize) {
     });
     let mut open = Connection::connect(socket, timeout).expect("a connection to the registry");
     let reused = sample(iterations, || call(&mut open));
-    println!("where Berth's time goes: io.berth.Registry.ResolveHost alone");
+    println!("when the module has to ask: io.berth.Registry.ResolveHost alone");
     let row = |what: &str, samples: Result<Vec<u64>, String>| match samples {
         Ok(samples) => Stats::of(samples).row(what),
         Err(e) => println!("{what:<58} failed: {e}"),

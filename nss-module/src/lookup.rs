@@ -1,10 +1,12 @@
 //! The safe core of the module: a host name in, a [`Response`] out (spec §4.2).
 
 use berth_interfaces::machine::{Address, MachineClass};
+use berth_interfaces::names;
 
 use crate::layout::{self, HostEntry, Refusal};
 use crate::query::{self, Connect, Errno};
 use crate::settings::Settings;
+use crate::table::{self, Lookup};
 
 /// What an entry point reports to glibc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +108,19 @@ fn utf8(name: &[u8]) -> Result<&str, Errno> {
     std::str::from_utf8(name).map_err(|_| Errno(libc::EINVAL))
 }
 
-/// Asks the registry about `name`, unless that could deadlock; only containers resolve.
+/// What the registry's host table or, failing that, the registry says about `name` (unless
+/// asking could deadlock); only containers resolve. An invalid name is refused as the registry
+/// would refuse it.
 fn container(name: &str, context: &Context) -> Result<Container, Errno> {
-    if context.settings.avoid_deadlock {
-        return Err(Errno(libc::EDEADLK));
+    if !names::is_valid_lookup_name(name) {
+        return Err(Errno(libc::EINVAL));
     }
-    let reply = query::resolve_host(&context.settings.socket, name, context.connect)?;
+    let socket = &context.settings.socket;
+    let reply = match table::lookup(socket, name) {
+        Lookup::Answer(answer) => answer?,
+        Lookup::Ask if context.settings.avoid_deadlock => return Err(Errno(libc::EDEADLK)),
+        Lookup::Ask => query::resolve_host(socket, name, context.connect)?,
+    };
     if reply.class != MachineClass::Container {
         return Err(Errno(libc::ENOTTY));
     }

@@ -124,6 +124,51 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes or drops (see [`OfdLock`]) an open file description lock on the whole of `file`
+/// (`F_OFD_SETLK`, or `F_OFD_SETLKW` when `wait`).
+///
+/// Unlike a classic `fcntl` lock it belongs to the open file, not the process: closing another
+/// descriptor of the same file does not drop it, and it conflicts with every other open file of
+/// the same inode, also within this process. A write lock needs `file` open for writing.
+///
+/// # Errors
+/// `EAGAIN` (or `EACCES`) without `wait` when another open file holds a conflicting lock,
+/// `EBADF` when `file` is not open for the access the lock needs, else the kernel's error.
+pub fn ofd_lock(file: BorrowedFd<'_>, lock: OfdLock, wait: bool) -> io::Result<()> {
+    let kind = match lock {
+        OfdLock::Read => libc::F_RDLCK,
+        OfdLock::Write => libc::F_WRLCK,
+        OfdLock::Unlock => libc::F_UNLCK,
+    };
+    let command = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    // SAFETY: all-zero is a valid `struct flock` (l_start 0, l_len 0: the whole file; l_pid 0,
+    // which F_OFD_* requires).
+    let mut request: libc::flock = unsafe { std::mem::zeroed() };
+    request.l_type = kind as libc::c_short;
+    request.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: F_OFD_SETLK[W] reads one `struct flock` from the pointer, valid for the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), command, &raw const request) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What [`ofd_lock`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfdLock {
+    /// A shared lock.
+    Read,
+    /// An exclusive lock.
+    Write,
+    /// Drops the lock this open file holds.
+    Unlock,
+}
+
 // `_IO(0xb7, n)` from <linux/nsfs.h>: no direction, no size.
 const NS_GET_PARENT: libc::c_ulong = 0xb7 << 8 | 0x2;
 const NS_GET_OWNER_UID: libc::c_ulong = 0xb7 << 8 | 0x4;

@@ -134,6 +134,20 @@ impl Registry {
         self.dir.path().join("systemd/machines")
     }
 
+    /// The host table's directory, beside the socket.
+    pub fn host_table(&self) -> PathBuf {
+        self.dir.path().join("systemd/machine/berth-hosts")
+    }
+
+    /// Waits until the host table holds the addresses of container `name` (written by the
+    /// watch the first lookup of its addresses starts).
+    pub fn wait_for_host_entry(&self, name: &str) {
+        let entry = self.host_table().join(name);
+        crate::wait::until(&format!("the host table entry of {name}"), || {
+            std::fs::read_to_string(&entry).is_ok_and(|text| text.contains("addresses"))
+        });
+    }
+
     /// The cgroup root given to the registry, if any.
     pub fn cgroup_root(&self) -> Option<&Path> {
         self.cgroup.as_ref().map(|c| c.path.as_path())

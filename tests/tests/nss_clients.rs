@@ -197,7 +197,8 @@ fn an_address_added_later_and_a_stopped_registry_show_on_the_next_lookup() {
         addresses(&getent(&sandbox, "ahostsv4", "demo")) == ["198.51.100.7", "198.51.100.77"]
     });
 
-    // Frozen, each lookup waits out the timeout, then files answers.
+    // Frozen: the host table still says which names are no machines (or asking waits out the
+    // timeout), then files answers.
     registry.suspend();
     let started = Instant::now();
     let out = getent(&sandbox, "hosts", "hostsonly");

@@ -59,13 +59,20 @@ fn a_hung_or_stopped_registry_costs_a_lookup_at_most_the_timeout() {
         return;
     }
     let (mut registry, _leader) = registry_with_demo();
+    let fresh = NetnsLeader::ipv4_only(&["198.51.100.8/24"]);
+    registry.register("fresh", "container", fresh.pid(), &[]);
     let (socket, driver) = (registry.socket(), Driver::new());
     assert_resolved(&lookup(&driver, &socket));
+    registry.wait_for_host_entry("demo");
 
-    // Frozen: the kernel still accepts the connection, nobody answers.
+    // Frozen: the kernel still accepts the connection, nobody answers. The host table still
+    // answers what the registry knew (it still vouches for it); a container nobody looked up
+    // yet has to be asked about.
     registry.suspend();
-    let out = lookup(&driver, &socket);
+    let known = lookup(&driver, &socket);
+    let out = driver.call(&socket, "gethostbyname4_r", "fresh", 0, 4096);
     registry.resume();
+    assert_resolved(&known);
     assert_unavailable(&out, &[libc::ETIMEDOUT]);
     assert!(
         out.elapsed() >= Duration::from_millis(50),

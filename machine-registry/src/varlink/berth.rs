@@ -1,9 +1,7 @@
 //! `io.berth.Registry`: Berth's own extensions for its companions.
 
 use berth_interfaces::machine::MachineClass;
-use berth_interfaces::registry::{
-    MachineEvent, MachineSummary, ResolveHostReply, ResolveHostRequest, WatchReply,
-};
+use berth_interfaces::registry::{MachineEvent, MachineSummary, ResolveHostRequest, WatchReply};
 use berth_interfaces::service::SystemError;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier};
 use tokio::sync::broadcast::error::RecvError;
@@ -13,7 +11,7 @@ use super::machine::{MachineService, decode};
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::manager::RegistryEvent;
-use crate::{names, network};
+use crate::{hosts, names};
 
 impl MachineService {
     /// `ResolveHost`: class, and for containers the addresses, from the watched cache.
@@ -33,18 +31,14 @@ impl MachineService {
             .map_err(berth_error)?;
         let addresses = match machine.class {
             MachineClass::Container => Some(
-                network::addresses(&machine)
+                self.registry()
+                    .addresses(&machine)
                     .await
                     .map_err(|e| berth_error(e.into()))?,
             ),
             _ => None,
         };
-        let reply = ResolveHostReply {
-            class: machine.class,
-            addresses,
-            if_indices: (!machine.netif.is_empty()).then(|| machine.netif.clone()),
-        };
-        replier.reply(&reply).await
+        replier.reply(&hosts::reply(&machine, addresses)).await
     }
 
     /// `Watch`: the machines present, `synchronized`, then every change until the client hangs

@@ -15,7 +15,7 @@ use super::machine::decode;
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::manager::{Registry, RegistryEvent};
-use crate::network::{self, NetworkError};
+use crate::network::NetworkError;
 use crate::{dns, names};
 
 /// The resolve hook over the registry.
@@ -96,7 +96,11 @@ impl HookService {
             if let Some(machine) = self.machine(&key.name) {
                 found = true;
                 if let Some(family) = address_family(key) {
-                    answer.extend(records(&machine, family).await.map_err(ErrorReply::from)?);
+                    answer.extend(
+                        records(&self.registry, &machine, family)
+                            .await
+                            .map_err(ErrorReply::from)?,
+                    );
                 }
             }
             below_machine |= dns::parents(&key.name).any(|parent| self.machine(parent).is_some());
@@ -149,11 +153,15 @@ fn address_family(key: &ResourceKey) -> Option<i32> {
 
 /// A container's addresses of `family` as answer records. VMs and containers without a network
 /// namespace of their own have no addresses: their name exists, with no records of this type.
-async fn records(machine: &Machine, family: i32) -> Result<Vec<Answer>, Error> {
+async fn records(
+    registry: &Arc<Registry>,
+    machine: &Machine,
+    family: i32,
+) -> Result<Vec<Answer>, Error> {
     if machine.class != MachineClass::Container {
         return Ok(Vec::new());
     }
-    let addresses = match network::addresses(machine).await {
+    let addresses = match registry.addresses(machine).await {
         Ok(addresses) => addresses,
         Err(NetworkError::NoPrivateNetworking) => return Ok(Vec::new()),
         Err(error) => return Err(error.into()),

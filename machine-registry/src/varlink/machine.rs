@@ -13,7 +13,7 @@ use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
-use crate::{kill, lifecycle, metadata, names, network, register, signals};
+use crate::{kill, lifecycle, metadata, names, register, signals};
 
 /// `io.systemd.Machine` over the registry.
 #[derive(Debug)]
@@ -209,7 +209,7 @@ impl MachineService {
                 Err(Error::PermissionDenied)
             };
         }
-        info.addresses = keep(graceful, addresses(machine).await)?;
+        info.addresses = keep(graceful, addresses(&self.registry, machine).await)?;
         let reader = Arc::clone(machine);
         let os_release = tokio::task::spawn_blocking(move || metadata::os_release(&reader))
             .await
@@ -229,10 +229,10 @@ fn keep<T, E: Into<Error>>(graceful: bool, value: Result<T, E>) -> Result<Option
     }
 }
 
-async fn addresses(machine: &Machine) -> Result<Vec<Address>, Error> {
+async fn addresses(registry: &Arc<Registry>, machine: &Machine) -> Result<Vec<Address>, Error> {
     match machine.class {
         MachineClass::Vm => Err(metadata::MetadataError::NotAvailable.into()),
-        _ => Ok(network::addresses(machine).await?),
+        _ => Ok(registry.addresses(machine).await?),
     }
 }
 
