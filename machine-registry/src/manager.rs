@@ -462,14 +462,16 @@ impl Registry {
         self: &Arc<Self>,
         machine: &Machine,
     ) -> Result<Vec<Address>, NetworkError> {
-        let registry = Arc::downgrade(self);
-        let (name, instance) = (machine.name.clone(), machine.instance);
-        let publish = Box::new(move |observed: Observed<'_>| {
-            if let Some(registry) = registry.upgrade() {
-                registry.publish(&name, instance, observed);
-            }
-        });
-        network::addresses(machine, publish).await
+        let publisher = || -> network::Publish {
+            let registry = Arc::downgrade(self);
+            let (name, instance) = (machine.name.clone(), machine.instance);
+            Box::new(move |observed: Observed<'_>| {
+                if let Some(registry) = registry.upgrade() {
+                    registry.publish(&name, instance, observed);
+                }
+            })
+        };
+        network::addresses(machine, publisher).await
     }
 
     /// Puts what is known of the addresses of registration `instance` of `name` into the host

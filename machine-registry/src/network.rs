@@ -85,16 +85,20 @@ impl Drop for AddressWatch {
 /// The addresses of a machine: of its leader's network namespace for a container, of the
 /// registry's own for `.host`.
 ///
-/// The first call opens the watch, which tells `publish` what it sees from then on.
+/// The first call opens the watch and gives it a publisher made by `publisher`, to tell what it
+/// sees from then on.
 ///
 /// # Errors
 /// [`NetworkError::NoPrivateNetworking`] for a container in the registry's namespace, else
 /// the error opening or watching the namespace.
-pub async fn addresses(machine: &Machine, publish: Publish) -> Result<Vec<Address>, NetworkError> {
+pub async fn addresses(
+    machine: &Machine,
+    publisher: impl FnOnce() -> Publish,
+) -> Result<Vec<Address>, NetworkError> {
     let host = machine.class == MachineClass::Host;
     let network = machine
         .network
-        .get_or_try_init(|| open(&machine.leader, host, publish))
+        .get_or_try_init(|| open(&machine.leader, host, publisher()))
         .await?;
     match network {
         Network::Shared => Err(NetworkError::NoPrivateNetworking),
