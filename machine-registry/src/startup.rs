@@ -14,10 +14,13 @@ use crate::manager::RegistryConfig;
 const SPARE_FDS: u64 = 1024;
 /// The most connections ever served at once (sd-varlink's default).
 const MAX_CONNECTIONS: u64 = 4096;
+/// Descriptors one machine may hold: leader pidfd, supervisor pidfd, address watch.
+const FDS_PER_MACHINE: u64 = 3;
 
 /// How the descriptor budget is shared: connections (each a socket and a peer pidfd) get an
-/// eighth of the limit, up to sd-varlink's 4096; machines (a leader and a supervisor pidfd
-/// each) get what is left after a spare for everything else.
+/// eighth of the limit, up to sd-varlink's 4096; machines (each a leader and a supervisor
+/// pidfd, and the netlink socket watching its addresses once they are looked up) get what is
+/// left after a spare for everything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdBudget {
     /// Most connections at once.
@@ -30,7 +33,7 @@ impl FdBudget {
     /// The budget for a descriptor limit of `limit`.
     pub fn for_limit(limit: u64) -> Self {
         let connections = (limit / 8).clamp(64, MAX_CONNECTIONS);
-        let machines = limit.saturating_sub(2 * connections + SPARE_FDS) / 2;
+        let machines = limit.saturating_sub(2 * connections + SPARE_FDS) / FDS_PER_MACHINE;
         Self {
             connections: usize::try_from(connections).unwrap_or(usize::MAX),
             machines: usize::try_from(machines.max(64)).unwrap_or(usize::MAX),
@@ -143,12 +146,12 @@ mod tests {
             FdBudget::for_limit(20_000),
             FdBudget {
                 connections: 2500,
-                machines: 6988
+                machines: 4658
             }
         );
         let large = FdBudget::for_limit(1 << 20);
         assert_eq!(large.connections, 4096);
-        assert!(large.machines > 500_000);
+        assert!(large.machines > 300_000);
         assert_eq!(FdBudget::for_limit(256).machines, 64);
     }
 }
