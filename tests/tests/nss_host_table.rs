@@ -53,6 +53,8 @@ fn the_table_follows_machines_and_their_addresses() {
         return;
     }
     let registry = Registry::start();
+    // The socket is bound first; the table is complete once the registry vouches for it.
+    wait::until("the table vouched for", || vouched(&registry));
     assert_eq!(
         entry(&registry, ".host"),
         Some(json!({"reply": {"class": "host"}}))
