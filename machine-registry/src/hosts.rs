@@ -143,12 +143,6 @@ impl HostTable {
         }
     }
 
-    /// Whether the table's lock is held, as readers see it.
-    pub fn vouched(&self) -> bool {
-        let probe = File::open(self.dir.join(LOCK_FILE));
-        probe.is_ok_and(|probe| sys::ofd_lock(probe.as_fd(), OfdLock::Read, false).is_err())
-    }
-
     fn try_vouch(&self, wait: bool) -> io::Result<()> {
         let file = self.vouching().file.try_clone()?;
         sys::ofd_lock(file.as_fd(), OfdLock::Write, wait)?;
@@ -175,6 +169,14 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    impl HostTable {
+        /// Whether the table's lock is held, as readers see it.
+        fn vouched(&self) -> bool {
+            let probe = File::open(self.dir.join(LOCK_FILE));
+            probe.is_ok_and(|probe| sys::ofd_lock(probe.as_fd(), OfdLock::Read, false).is_err())
+        }
     }
 
     fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
