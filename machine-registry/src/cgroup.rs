@@ -8,10 +8,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use berth_service_runtime::sys;
+use berth_os::cgroup2::{self, Cgroup};
+use berth_os::process::ProcessRef;
+use berth_os::sys;
 use tokio::io::Interest;
-
-use crate::process::ProcessRef;
 
 /// Where machine cgroups are created.
 #[derive(Debug, Clone)]
@@ -23,11 +23,10 @@ pub struct CgroupRoot {
 impl CgroupRoot {
     /// The registry's own cgroup on the cgroup2 hierarchy, if there is one.
     pub fn detect() -> Option<Self> {
-        let mount = cgroup2_mount()?;
-        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-        let own = own.lines().find_map(|line| line.strip_prefix("0::"))?;
-        let dir = mount.join(own.trim_start_matches('/'));
-        Some(Self { mount, dir })
+        Some(Self {
+            mount: cgroup2::mount()?,
+            dir: cgroup2::own_dir()?,
+        })
     }
 
     /// An explicit directory on the cgroup2 hierarchy.
@@ -36,7 +35,7 @@ impl CgroupRoot {
     /// No cgroup2 hierarchy is mounted, or `dir` is not below it.
     pub fn at(dir: &Path) -> io::Result<Self> {
         let mount =
-            cgroup2_mount().ok_or_else(|| io::Error::other("No cgroup2 hierarchy is mounted"))?;
+            cgroup2::mount().ok_or_else(|| io::Error::other("No cgroup2 hierarchy is mounted"))?;
         if !dir.starts_with(&mount) {
             return Err(io::Error::other(format!(
                 "{} is not below the cgroup2 mount {}",
@@ -56,23 +55,22 @@ impl CgroupRoot {
     /// The directory cannot be created (`EACCES`, `EROFS`, `ENOENT` mean: no writable cgroup2
     /// here) or the leader cannot be moved.
     pub fn create(&self, unit: &str, leader: &ProcessRef) -> io::Result<MachineCgroup> {
-        let cgroup = MachineCgroup {
-            path: self.dir.join(unit),
-            name: self.relative(&self.dir.join(unit)),
-            owned: true,
-        };
-        fs::create_dir(&cgroup.path)?;
-        if let Err(e) = fs::write(cgroup.path.join("cgroup.procs"), leader.pid().to_string()) {
-            let _ = fs::remove_dir(&cgroup.path);
+        let made = Cgroup::at(self.dir.clone()).create_child(unit)?;
+        if let Err(e) = made.add(leader.pid()) {
+            let _ = made.remove();
             return Err(e);
         }
-        Ok(cgroup)
+        Ok(MachineCgroup {
+            name: self.relative(made.path()),
+            cgroup: made,
+            owned: true,
+        })
     }
 
     /// A machine cgroup made or adopted earlier (after a restart), if it still exists.
     pub fn existing(&self, path: &Path, owned: bool) -> Option<MachineCgroup> {
         (path.starts_with(&self.mount) && path.is_dir()).then(|| MachineCgroup {
-            path: path.to_owned(),
+            cgroup: Cgroup::at(path.to_owned()),
             name: self.relative(path),
             owned,
         })
@@ -85,11 +83,11 @@ impl CgroupRoot {
             return None;
         }
         let cgroup = MachineCgroup {
-            path: self.mount.join(name.trim_start_matches('/')),
+            cgroup: Cgroup::at(self.mount.join(name.trim_start_matches('/'))),
             name: name.to_owned(),
             owned: false,
         };
-        (cgroup.pids().ok()? == [leader]).then_some(cgroup)
+        (cgroup.cgroup.pids().ok()? == [leader]).then_some(cgroup)
     }
 
     fn relative(&self, path: &Path) -> String {
@@ -98,21 +96,11 @@ impl CgroupRoot {
     }
 }
 
-fn cgroup2_mount() -> Option<PathBuf> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let fstype = right.split_whitespace().next()?;
-        let mount_point = left.split_whitespace().nth(4)?;
-        (fstype == "cgroup2").then(|| PathBuf::from(mount_point.replace("\\040", " ")))
-    })
-}
-
 /// One machine's own cgroup: made by the registry (`allocateUnit`) or adopted from the
 /// machine's supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineCgroup {
-    path: PathBuf,
+    cgroup: Cgroup,
     name: String,
     owned: bool,
 }
@@ -120,7 +108,7 @@ pub struct MachineCgroup {
 impl MachineCgroup {
     /// Its directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.cgroup.path()
     }
 
     /// Its path as `/proc/PID/cgroup` shows it (`/machine-demo.scope`).
@@ -133,44 +121,13 @@ impl MachineCgroup {
         self.owned
     }
 
-    /// The processes in it.
-    ///
-    /// # Errors
-    /// The cgroup is gone.
-    pub fn pids(&self) -> io::Result<Vec<u32>> {
-        Ok(fs::read_to_string(self.path.join("cgroup.procs"))?
-            .lines()
-            .filter_map(|line| line.parse().ok())
-            .collect())
-    }
-
-    /// Sends `signal` to every process in the cgroup. SIGKILL uses `cgroup.kill`, which cannot
-    /// miss a process forked meanwhile; other signals go to each process, repeating until a
-    /// pass finds no new one (as systemd's `cg_kill` does).
+    /// Sends `signal` to every process in the cgroup and below it (SIGKILL through
+    /// `cgroup.kill`, which cannot miss a process forked meanwhile).
     ///
     /// # Errors
     /// The cgroup is gone.
     pub fn signal_all(&self, signal: i32) -> io::Result<()> {
-        if signal == libc::SIGKILL && fs::write(self.path.join("cgroup.kill"), "1").is_ok() {
-            return Ok(());
-        }
-        let mut done = std::collections::HashSet::new();
-        loop {
-            let fresh: Vec<u32> = self
-                .pids()?
-                .into_iter()
-                .filter(|p| !done.contains(p))
-                .collect();
-            if fresh.is_empty() {
-                return Ok(());
-            }
-            for pid in fresh {
-                if let Ok(process) = ProcessRef::open(pid) {
-                    let _ = process.signal(signal);
-                }
-                done.insert(pid);
-            }
-        }
+        self.cgroup.signal_all(signal)
     }
 
     /// Whether any process is left (`populated` in `cgroup.events`).
@@ -178,8 +135,7 @@ impl MachineCgroup {
     /// # Errors
     /// The cgroup is gone.
     pub fn is_populated(&self) -> io::Result<bool> {
-        let events = fs::read_to_string(self.path.join("cgroup.events"))?;
-        Ok(events.lines().any(|line| line == "populated 1"))
+        Ok(self.cgroup.events()?.populated)
     }
 
     /// Waits until the cgroup is empty; the kernel signals changes of `cgroup.events` as
@@ -188,7 +144,7 @@ impl MachineCgroup {
     /// # Errors
     /// The cgroup is gone or cannot be watched.
     pub async fn wait_empty(&self) -> io::Result<()> {
-        let events = fs::File::open(self.path.join("cgroup.events"))?;
+        let events = fs::File::open(self.path().join("cgroup.events"))?;
         let watch = sys::async_fd(events.into(), Interest::PRIORITY)?;
         while self.is_populated()? {
             let mut ready = watch.ready(Interest::PRIORITY).await?;
@@ -202,7 +158,7 @@ impl MachineCgroup {
     /// # Errors
     /// The cgroup could not be removed.
     pub async fn release(&self) -> io::Result<()> {
-        if !self.owned || !self.path.exists() {
+        if !self.owned || !self.path().exists() {
             return Ok(());
         }
         self.wait_empty().await?;
@@ -214,7 +170,7 @@ impl MachineCgroup {
     /// # Errors
     /// The cgroup could not be removed.
     pub async fn destroy(&self) -> io::Result<()> {
-        if !self.path.exists() {
+        if !self.path().exists() {
             return Ok(());
         }
         self.signal_all(libc::SIGKILL)?;
@@ -223,9 +179,6 @@ impl MachineCgroup {
     }
 
     fn remove(&self) -> io::Result<()> {
-        match fs::remove_dir(&self.path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        self.cgroup.remove()
     }
 }

@@ -11,10 +11,10 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use berth_interfaces::client::{InstanceMethod, InstanceProxy};
-use berth_service_runtime::sys;
+use berth_os::process::ProcessRef;
+use berth_os::sys;
 
 use crate::machine::Machine;
-use crate::process::ProcessRef;
 
 /// How long a controller may take to answer.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);

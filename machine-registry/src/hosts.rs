@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use berth_interfaces::hosts::{HostEntry, LOCK_FILE};
 use berth_interfaces::machine::{Address, MachineClass};
 use berth_interfaces::registry::ResolveHostReply;
-use berth_service_runtime::activation::create_dir_all_with_mode;
-use berth_service_runtime::sys::{self, OfdLock};
+use berth_os::socket::create_dir_all_with_mode;
+use berth_os::sys::{self, OfdLock};
 
 use crate::machine::Machine;
 use crate::state_file;

@@ -3,9 +3,10 @@
 use std::io;
 
 use berth_interfaces::machine::{KillWhom, MachineClass};
+use berth_os::proc::{self, ProcessTree};
+use berth_os::process::ProcessRef;
 
 use crate::machine::Machine;
-use crate::process::{self, ProcessRef};
 
 /// Sends `signal` to `whom` of `machine`.
 ///
@@ -44,13 +45,12 @@ pub async fn signal_all(machine: &Machine, signal: i32) -> io::Result<()> {
 /// Signals the leader (through its pidfd) and then each descendant. Each descendant is pinned
 /// with a pidfd and checked to still be below the leader before it is signalled.
 fn signal_tree(leader: &ProcessRef, signal: i32) -> io::Result<()> {
-    let parents = process::parent_map();
-    let tree = process::descendants(leader.pid(), &parents);
+    let tree = ProcessTree::scan();
     let pinned: Vec<ProcessRef> = tree
-        .iter()
-        .skip(1)
-        .filter_map(|&pid| ProcessRef::open(pid).ok())
-        .filter(|p| process::parent_pid(p.pid()) == parents.get(&p.pid()).copied())
+        .descendants_of(leader.pid())
+        .into_iter()
+        .filter_map(|pid| ProcessRef::open(pid).ok())
+        .filter(|p| proc::parent_pid(p.pid()) == tree.parent_of(p.pid()))
         .collect();
     leader.signal(signal)?;
     for process in pinned {

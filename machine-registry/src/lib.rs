@@ -7,12 +7,12 @@
 //!   state files back after a restart.
 //! * [`machine`] is one machine and its `List`/state-file forms; [`register`] validates a
 //!   `Register` request into one.
-//! * [`process`], [`cgroup`], [`kill`] and [`metadata`] are the OS side: pidfds and `/proc`,
-//!   the machines' own cgroups, signals, os-release; [`idmap`] reads user namespaces;
-//!   [`control`] calls a machine's controller.
+//! * [`cgroup`], [`kill`] and [`metadata`] are the registry's side of the OS (the machines' own
+//!   cgroups, signalling them, os-release), on `berth_os` (pidfds, `/proc`, cgroup2, signal
+//!   names); [`idmap`] reads user namespaces; [`control`] calls a machine's controller.
 //! * [`hosts`] is the host table the registry publishes for the NSS module; [`network`] watches
 //!   containers' addresses.
-//! * [`names`], [`signals`] and [`state_file`] are pure parsing and formatting.
+//! * [`names`] and [`state_file`] are pure parsing and formatting.
 //! * [`varlink`] maps calls onto all of this and errors back onto the wire ([`error`] is the
 //!   internal error type).
 //! * [`config`] is the command line; `main.rs` wires sockets, logging and signals.
@@ -33,10 +33,8 @@ pub mod manager;
 pub mod metadata;
 pub mod names;
 pub mod network;
-pub mod process;
 pub mod register;
 pub mod restore;
-pub mod signals;
 pub mod startup;
 pub mod state_file;
 pub mod varlink;

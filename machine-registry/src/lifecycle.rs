@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_service_runtime::sys;
+use berth_os::sys;
 use tokio::io::Interest;
 use tokio::task::AbortHandle;
 

@@ -1,11 +1,11 @@
 //! One registered machine: what it is, how it shows in `List`, how it is saved.
 
-use berth_interfaces::machine::{MachineClass, MachineInfo, Timestamp};
+use berth_interfaces::machine::{MachineClass, MachineInfo, ProcessId, Timestamp};
+use berth_os::process::ProcessRef;
 
 use crate::cgroup::MachineCgroup;
 use crate::idmap::UserNamespace;
 use crate::network::NetworkCell;
-use crate::process::ProcessRef;
 
 /// A registered machine. Machines are shared as `Arc<Machine>`; a change (such as `stopping`)
 /// replaces the whole value.
@@ -66,8 +66,8 @@ impl Machine {
             root_directory: self.root_directory.clone().filter(|s| !s.is_empty()),
             unit: self.unit.clone(),
             subgroup: self.subgroup.clone(),
-            leader: Some(self.leader.to_wire(boot_id)),
-            supervisor: self.supervisor.as_ref().map(|s| s.to_wire(boot_id)),
+            leader: Some(process_id(&self.leader, boot_id)),
+            supervisor: self.supervisor.as_ref().map(|s| process_id(s, boot_id)),
             timestamp: Some(self.timestamp),
             v_sock_cid: self.vsock_cid,
             ssh_address: self.ssh_address.clone(),
@@ -175,6 +175,15 @@ pub fn boot_time() -> Timestamp {
     Timestamp {
         realtime: btime.map(|secs| secs * 1_000_000),
         monotonic: Some(0),
+    }
+}
+
+/// The wire form of a pinned process, with `pidfdId` and `bootId` when the pidfd ID is known.
+pub fn process_id(process: &ProcessRef, boot_id: &str) -> ProcessId {
+    ProcessId {
+        pid: process.pid(),
+        pidfd_id: process.id(),
+        boot_id: process.id().map(|_| boot_id.to_owned()),
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use berth_interfaces::machine::{Address, MachineClass};
+use berth_os::proc;
+use berth_os::process::ProcessRef;
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
@@ -22,7 +24,6 @@ use crate::index::Index;
 use crate::machine::Machine;
 use crate::names::{self, HOST_MACHINE};
 use crate::network::{self, NetworkError};
-use crate::process::{self, ProcessRef};
 use crate::{lifecycle, state_file};
 
 /// Events a slow subscriber may fall behind by before it is cut off (and resynchronizes).
@@ -149,7 +150,7 @@ impl Registry {
         }
         Ok(Arc::new(Self {
             config,
-            boot_id: process::boot_id()?,
+            boot_id: proc::boot_id()?,
             host,
             host_table,
             state: Mutex::new(State::default()),
@@ -215,7 +216,7 @@ impl Registry {
             if let Some(machine) = self.machine_of_process(current) {
                 return Some(machine);
             }
-            current = process::parent_pid(current)?;
+            current = proc::parent_pid(current)?;
         }
         None
     }
@@ -225,7 +226,7 @@ impl Registry {
         if let Some(machine) = led.filter(|m| m.leader.is_alive()) {
             return Some(machine);
         }
-        let cgroup = process::cgroup_path(pid)?;
+        let cgroup = proc::cgroup_path(pid)?;
         self.lock().index.in_cgroup(&cgroup).cloned()
     }
 
@@ -510,7 +511,7 @@ fn open_host_table(dir: &std::path::Path) -> Option<Arc<HostTable>> {
 }
 
 fn state_file_dir(dir: &std::path::Path) -> io::Result<()> {
-    berth_service_runtime::activation::create_dir_all_with_mode(dir, 0o755)
+    berth_os::socket::create_dir_all_with_mode(dir, 0o755)
 }
 
 /// After a machine left: its own cgroup goes, killed first if the machine ended.

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use berth_interfaces::machine::{Address, MachineClass};
-use berth_service_runtime::sys;
+use berth_os::process::ProcessRef;
+use berth_os::sys;
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
@@ -33,7 +34,6 @@ use tokio::task::AbortHandle;
 
 use crate::hosts::Observed;
 use crate::machine::Machine;
-use crate::process::ProcessRef;
 
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;

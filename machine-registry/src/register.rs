@@ -2,6 +2,8 @@
 //! supervisor from the request or the caller, and the ownership check.
 
 use berth_interfaces::machine::{MachineClass, ProcessId, RegisterRequest};
+use berth_os::proc;
+use berth_os::process::ProcessRef;
 use berth_service_runtime::peer::Peer;
 use serde_json::{Map, Value};
 
@@ -10,7 +12,6 @@ use crate::idmap::UserNamespace;
 use crate::machine::{self, Machine};
 use crate::manager::{CgroupPlan, NewMachine};
 use crate::names;
-use crate::process::{self, ProcessRef};
 
 /// Validates `request` (fields checked in the order the caller sent them, as sd-json does, so
 /// the first bad field is the one reported) and builds the machine to add.
@@ -33,7 +34,7 @@ pub fn prepare(
         .pidfd()
         .and_then(|fd| fd.try_clone_to_owned().ok())
         .and_then(|fd| ProcessRef::from_pidfd(fd).ok());
-    let caller_cgroup = caller.as_ref().and_then(|c| process::cgroup_path(c.pid()));
+    let caller_cgroup = caller.as_ref().and_then(|c| proc::cgroup_path(c.pid()));
     let (leader, supervisor) = match fields.leader {
         Some(leader) => {
             let supervisor = caller.filter(|c| !c.same_process(&leader));
@@ -46,10 +47,10 @@ pub fn prepare(
             None,
         ),
     };
-    if !peer.is_privileged() && !process::is_owned_by(&leader, peer.uid)? {
+    if !peer.is_privileged() && !leader.is_owned_by(peer.uid)? {
         return Err(Error::PermissionDenied);
     }
-    let leader_cgroup = process::cgroup_path(leader.pid());
+    let leader_cgroup = proc::cgroup_path(leader.pid());
     let (unit, subgroup) = leader_cgroup
         .as_deref()
         .map(machine::unit_of_cgroup)

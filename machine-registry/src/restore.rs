@@ -8,12 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth_interfaces::machine::{MachineClass, Timestamp};
+use berth_os::process::ProcessRef;
 
 use crate::idmap::UserNamespace;
 use crate::machine::Machine;
 use crate::manager::Registry;
 use crate::names;
-use crate::process::ProcessRef;
 use crate::state_file;
 
 /// What a restore found.

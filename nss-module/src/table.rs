@@ -63,7 +63,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     use berth_interfaces::machine::MachineClass;
-    use berth_service_runtime::sys::{OfdLock, ofd_lock};
+    use berth_os::sys::{OfdLock, ofd_lock};
 
     use super::*;
     use crate::test_utils::Socket;

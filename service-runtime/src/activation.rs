@@ -3,12 +3,11 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use berth_os::socket::{self, BindError};
+use berth_os::sys;
 use tokio::net::UnixListener;
-
-use crate::sys;
 
 /// Errors getting a listening socket.
 #[derive(Debug, thiserror::Error)]
@@ -28,18 +27,12 @@ pub enum ActivationError {
     /// Descriptors were passed that this service does not know.
     #[error("Unexpected sockets passed by the service manager: {0:?}")]
     Unexpected(Vec<String>),
-    /// The socket path is served by another live process.
-    #[error("{0} is served by another running process; refusing to take it over")]
-    InUse(PathBuf),
-    /// Creating, binding or chmod-ing the socket failed.
-    #[error("Cannot bind {path}")]
-    Bind {
-        /// The socket path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    /// The socket path is served by another live process, or binding it failed.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The bound socket could not be handed to the runtime.
+    #[error("Cannot serve the socket bound at the path")]
+    Runtime(#[source] io::Error),
 }
 
 /// The descriptors the service manager passed, by name.
@@ -119,40 +112,15 @@ fn listener_from_fd(fd: OwnedFd, name: &str) -> Result<UnixListener, ActivationE
     UnixListener::from_std(listener).map_err(|_| not_a_listener())
 }
 
-/// Binds a listening socket at `path` with permissions `mode`, creating the parent directory
-/// (mode 0755) when missing.
-///
-/// A socket file left behind by a dead process is replaced; one that a live process still
-/// accepts connections on is not touched.
+/// Binds a listening socket at `path` with permissions `mode` (see
+/// [`berth_os::socket::bind_unix`]: a stale socket is replaced, a live one is never taken over).
 ///
 /// # Errors
-/// [`ActivationError::InUse`] when another process serves `path`, else [`ActivationError::Bind`].
+/// [`ActivationError::Bind`] (also when another process serves `path`), or
+/// [`ActivationError::Runtime`].
 pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, ActivationError> {
-    let bind_error = |source| ActivationError::Bind {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        create_dir_all_with_mode(parent, 0o755).map_err(bind_error)?;
-    }
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ActivationError::InUse(path.to_owned()));
-        }
-        std::fs::remove_file(path).map_err(bind_error)?;
-    }
-    let listener = UnixListener::bind(path).map_err(bind_error)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
-    Ok(listener)
-}
-
-/// `mkdir -p` where newly created directories get `mode`.
-pub fn create_dir_all_with_mode(path: &Path, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(path)
+    let listener = socket::bind_unix(path, mode)?;
+    UnixListener::from_std(listener).map_err(ActivationError::Runtime)
 }
 
 #[cfg(test)]
@@ -164,11 +132,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/sock");
         let live = bind(&path, 0o600).unwrap();
-        assert!(matches!(bind(&path, 0o600), Err(ActivationError::InUse(_))));
+        assert!(matches!(
+            bind(&path, 0o600),
+            Err(ActivationError::Bind(BindError::InUse(_)))
+        ));
         drop(live);
         let again = bind(&path, 0o666).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o666);
         drop(again);
     }
 

@@ -8,12 +8,10 @@
 //! * [`logging`]: tracing setup and runtime log level changes.
 //! * [`peer`]: credentials of a connected client.
 //! * [`shutdown`]: SIGTERM/SIGINT as a stop flag.
-
-//! * [`sys`]: the only module with `unsafe` code, wrapping the few syscalls std and rustix lack.
 //!
-//! Without the default feature `server` the crate is only [`sys`], on std, rustix and libc.
+//! Everything it asks of the OS goes through `berth_os`.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "server")]
 pub mod activation;
@@ -25,6 +23,5 @@ pub mod notify;
 pub mod peer;
 #[cfg(feature = "server")]
 pub mod shutdown;
-pub mod sys;
 #[cfg(feature = "server")]
 pub mod varlink;

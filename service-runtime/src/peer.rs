@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::sys;
+use berth_os::sys;
 
 /// The credentials of a connected client, taken when the connection was accepted.
 #[derive(Debug)]

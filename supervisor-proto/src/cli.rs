@@ -8,7 +8,6 @@ use berth_interfaces::machine::MachineClass;
 use rustix::fs::{Access, access};
 
 use crate::error::{Error, Result};
-use crate::signals;
 
 /// The help text.
 pub const USAGE: &str = "\
@@ -178,7 +177,7 @@ impl Raw {
             tie_to_stdin: self.tie_to_stdin,
             poweroff_signal: self
                 .poweroff_signal
-                .unwrap_or_else(|| berth_service_runtime::sys::signal_rtmin() + 4),
+                .unwrap_or_else(|| berth_os::signal::rtmin() + 4),
             reboot_signal: self
                 .reboot_signal
                 .unwrap_or(rustix::process::Signal::INT.as_raw()),
@@ -203,7 +202,7 @@ fn class(text: &str) -> Result<MachineClass> {
 }
 
 fn signal(text: &str) -> Result<i32> {
-    signals::parse(text).ok_or_else(|| usage(&format!("not a signal: {text}")))
+    berth_os::signal::parse(text).ok_or_else(|| usage(&format!("not a signal: {text}")))
 }
 
 fn grace(text: &str) -> Result<Duration> {
@@ -283,10 +282,7 @@ mod tests {
             Some(Path::new("/run/systemd/machine/io.systemd.Machine"))
         );
         assert_eq!(config.reboot_signal, 2);
-        assert_eq!(
-            config.poweroff_signal,
-            berth_service_runtime::sys::signal_rtmin() + 4
-        );
+        assert_eq!(config.poweroff_signal, berth_os::signal::rtmin() + 4);
         assert!(config.program.is_absolute());
         assert_eq!(config.argv, ["true", "x"]);
     }

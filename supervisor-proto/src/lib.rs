@@ -10,11 +10,12 @@
 //! * [`cli`]: the command line.
 //! * [`supervisor`]: the epoll loop, the machine's life and what the control calls do.
 //! * [`server`]: the control socket (`io.systemd.MachineInstance`, `io.berth.Supervisor`).
-//! * [`payload`], [`cgroup`], [`tree`]: the payload, its cgroup leaf, `/proc` trees.
+//! * [`payload`], [`cgroup`]: the payload and its cgroup leaf.
 //! * [`registration`]: `Register`/`Unregister` with the registry.
-//! * [`poller`], [`signals`], [`error`]: plumbing.
+//! * [`poller`], [`error`]: plumbing.
 //!
-//! All system calls that need `unsafe` live in `berth_service_runtime::sys`.
+//! Processes, `/proc` trees, cgroup2, signal names and the system calls that need `unsafe`
+//! come from `berth_os`.
 #![forbid(unsafe_code)]
 
 pub mod cgroup;
@@ -24,9 +25,7 @@ pub mod payload;
 pub mod poller;
 pub mod registration;
 pub mod server;
-pub mod signals;
 pub mod supervisor;
-pub mod tree;
 
 pub use error::{Error, Result};
 pub use supervisor::run;

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use berth_service_runtime::sys::{self, ExecImage, Gate};
+use berth_os::sys::{self, ExecImage, Gate};
 
 use crate::cgroup::Leaf;
 

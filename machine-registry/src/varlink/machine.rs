@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use berth_interfaces::machine::{
     AcquireMetadata, Address, KillRequest, ListRequest, MachineClass, MachineInfo, MachineLookup,
-    ProcessId, RegisterRequest,
+    ProcessId, RegisterRequest, SignalSpec,
 };
 use berth_interfaces::service::VarlinkError;
 use berth_service_runtime::peer::Peer;
@@ -13,7 +13,7 @@ use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
-use crate::{kill, lifecycle, metadata, names, register, signals};
+use crate::{kill, lifecycle, metadata, names, register};
 
 /// `io.systemd.Machine` over the registry.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ impl MachineService {
 
     async fn kill(&self, call: &Call) -> Result<(), Error> {
         let request: KillRequest = decode(call)?;
-        let signal = signals::parse(&request.signal).ok_or(Error::invalid("signal"))?;
+        let signal = signal_number(&request.signal).ok_or(Error::invalid("signal"))?;
         let machine = self.manageable(&request.lookup(), &call.peer)?;
         kill::kill(&machine, request.whom.unwrap_or_default(), signal).await?;
         Ok(())
@@ -249,4 +249,12 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(call: &Call) -> Result<T, E
         let field = reply.parameters.get("parameter").and_then(|p| p.as_str());
         Error::invalid(field.unwrap_or("parameters"))
     })
+}
+
+/// The signal a `Kill` call names, by number or by name (`SIGTERM`, `RTMIN+4`, …).
+fn signal_number(spec: &SignalSpec) -> Option<i32> {
+    match spec {
+        SignalSpec::Number(number) => berth_os::signal::from_number(*number),
+        SignalSpec::Name(name) => berth_os::signal::parse(name),
+    }
 }

@@ -12,11 +12,11 @@ pub mod protocol;
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use berth_service_runtime::sys;
+use berth_os::socket::{self, BindError};
+use berth_os::sys;
 
 use crate::error::Error;
 use crate::poller::{self, Poller};
@@ -42,21 +42,10 @@ impl Server {
     /// # Errors
     /// [`Error::InUse`], or [`Error::Bind`].
     pub fn bind(path: &Path) -> Result<Self, Error> {
-        let bind_error = |source| Error::Bind {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(bind_error)?;
-        }
-        if UnixStream::connect(path).is_ok() {
-            return Err(Error::InUse(path.to_owned()));
-        }
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path).map_err(bind_error)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
+        let listener = socket::bind_unix(path, 0o600).map_err(|error| match error {
+            BindError::InUse(path) => Error::InUse(path),
+            BindError::Io { path, source } => Error::Bind { path, source },
+        })?;
         Ok(Self {
             listener,
             path: path.to_owned(),

@@ -146,7 +146,7 @@ fn kill(value: Value) -> Result<Request, VarlinkError> {
     let signal = value["signal"]
         .as_i64()
         .and_then(|s| i32::try_from(s).ok())
-        .filter(|s| (1..=berth_service_runtime::sys::SIGNAL_MAX).contains(s))
+        .filter(|&s| berth_os::signal::is_valid(s))
         .ok_or_else(|| VarlinkError::invalid_parameter("signal"))?;
     Ok(Request::Kill { whom, signal })
 }

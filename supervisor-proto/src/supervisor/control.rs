@@ -5,6 +5,8 @@ use berth_interfaces::idl;
 use berth_interfaces::instance::{DescribeReply, EventReply, InstanceError};
 use berth_interfaces::service::{InfoReply, InterfaceDescriptionReply, VarlinkError};
 use berth_interfaces::supervisor::{ChildrenReply, SupervisorError, Whom};
+use berth_os::proc::ProcessTree;
+use berth_os::process;
 use rustix::event::epoll::EventFlags;
 use rustix::process::Signal;
 use serde::Serialize;
@@ -13,7 +15,6 @@ use serde_json::{Map, Value};
 use super::{Phase, Supervisor};
 use crate::server::connection::EventFilter;
 use crate::server::protocol::{self, Request};
-use crate::tree;
 
 /// What a call results in.
 enum Outcome {
@@ -152,10 +153,7 @@ impl Supervisor {
             },
             None => {
                 let me = self.me;
-                let _ = tree::signal_until_none_new(
-                    || Ok(tree::descendants_of(me)),
-                    Signal::STOP.as_raw(),
-                );
+                let _ = process::signal_until_none_new(|| descendants(me), Signal::STOP.as_raw());
                 true
             }
         };
@@ -180,10 +178,7 @@ impl Supervisor {
             }
             None => {
                 let me = self.me;
-                let _ = tree::signal_until_none_new(
-                    || Ok(tree::descendants_of(me)),
-                    Signal::CONT.as_raw(),
-                );
+                let _ = process::signal_until_none_new(|| descendants(me), Signal::CONT.as_raw());
             }
         }
         self.paused = false;
@@ -218,10 +213,10 @@ impl Supervisor {
         let sent = match (whom, &payload.leaf) {
             (Whom::Leader, _) => payload.signal(signal),
             (Whom::All, Some(leaf)) if signal == Signal::KILL.as_raw() => leaf.kill(),
-            (Whom::All, Some(leaf)) => tree::signal_until_none_new(|| leaf.pids(), signal),
+            (Whom::All, Some(leaf)) => process::signal_until_none_new(|| leaf.pids(), signal),
             (Whom::All, None) => {
                 let me = self.me;
-                tree::signal_until_none_new(|| Ok(tree::descendants_of(me)), signal)
+                process::signal_until_none_new(|| descendants(me), signal)
             }
         };
         match sent {
@@ -282,4 +277,9 @@ fn describe_interface(name: String) -> Outcome {
         }),
         None => failed(VarlinkError::InterfaceNotFound { interface: name }),
     }
+}
+
+/// Every process below `me` (subreaper mode: the machine's processes).
+fn descendants(me: u32) -> std::io::Result<Vec<u32>> {
+    Ok(ProcessTree::scan().descendants_of(me))
 }

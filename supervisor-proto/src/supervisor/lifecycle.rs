@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use berth_interfaces::instance::InstanceError;
 use berth_interfaces::supervisor::{ChildCode, ChildState, ChildrenReply};
+use berth_os::proc::ProcessTree;
+use berth_os::process;
 use rustix::process::{Pid, WaitOptions, WaitStatus, wait, waitpid};
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 use serde_json::{Map, Value};
@@ -15,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::payload::{ExitStatus, Payload};
 use crate::poller;
 use crate::server::protocol;
-use crate::tree;
 
 impl Supervisor {
     /// Starts the next boot: a fresh leaf, the payload held in it, registration, release.
@@ -55,7 +56,7 @@ impl Supervisor {
         Ok(())
     }
 
-    fn spawn(&self) -> Result<(Payload, berth_service_runtime::sys::Gate)> {
+    fn spawn(&self) -> Result<(Payload, berth_os::sys::Gate)> {
         let config = &self.config;
         let leaf = self.cgroups.as_ref().and_then(|parent| {
             parent
@@ -111,13 +112,13 @@ impl Supervisor {
         match &payload.leaf {
             Some(leaf) => {
                 self.dying
-                    .extend(tree::pidfds(leaf.pids().unwrap_or_default()));
+                    .extend(process::pidfds(leaf.pids().unwrap_or_default()));
                 if let Err(e) = leaf.kill() {
                     warn(format_args!("Cannot kill {}: {e}", leaf.path().display()));
                     let _ = payload.signal(rustix::process::Signal::KILL.as_raw());
                 }
             }
-            None => tree::kill_children(self.me),
+            None => process::kill_children(self.me),
         }
     }
 
@@ -290,12 +291,12 @@ impl Supervisor {
         let Some(payload) = &self.payload else { return };
         let empty = match &payload.leaf {
             Some(leaf) => leaf.state().is_ok_and(|s| !s.populated),
-            None => tree::children_of(self.me).is_empty(),
+            None => ProcessTree::scan().children_of(self.me).is_empty(),
         };
         if payload.is_alive() || !empty {
             return;
         }
-        tree::wait_exited(std::mem::take(&mut self.dying));
+        process::wait_exited(std::mem::take(&mut self.dying));
         self.reap_children();
         let Some(payload) = self.payload.take() else {
             return;

@@ -12,8 +12,9 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use berth_service_runtime::sys;
+use berth_os::sys;
 use rustix::event::epoll::EventFlags;
+use rustix::process::Signal;
 
 use crate::cgroup::CgroupParent;
 use crate::cli::{CgroupChoice, Config};
@@ -22,7 +23,6 @@ use crate::payload::{ExitStatus, Payload};
 use crate::poller::{self, Poller};
 use crate::registration::Registrar;
 use crate::server::{FIRST_CONNECTION, Server};
-use crate::signals;
 
 const SIGNALS: u64 = 1;
 const LISTENER: u64 = 2;
@@ -91,7 +91,7 @@ pub fn run(config: Config) -> Result<u8> {
 
 impl Supervisor {
     fn new(config: Config) -> Result<Self> {
-        let handled = signals::handled();
+        let handled = handled_signals();
         sys::default_signal_action(rustix::process::Signal::CHILD.as_raw())
             .and_then(|()| sys::block_signals(&handled))
             .map_err(Error::setup("the signal mask"))?;
@@ -201,6 +201,18 @@ fn registrar(config: &Config) -> Result<Option<Registrar>> {
         service: config.service.clone(),
         control_address: control_address.to_owned(),
     }))
+}
+
+/// Signals that end the machine (as `Terminate` does) when sent to `supervise`.
+const TERMINATING: [Signal; 4] = [Signal::TERM, Signal::INT, Signal::HUP, Signal::QUIT];
+
+/// The signals `supervise` reads from its signalfd: the terminating ones and `SIGCHLD`.
+fn handled_signals() -> Vec<i32> {
+    TERMINATING
+        .iter()
+        .chain([&Signal::CHILD])
+        .map(|s| s.as_raw())
+        .collect()
 }
 
 /// A warning on stderr about something the supervisor works around.

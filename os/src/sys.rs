@@ -1,4 +1,4 @@
-//! The one module of Berth's services that may use `unsafe`: thin wrappers around the few
+//! The one module of Berth's OS layer (and of its services) that may use `unsafe`: thin wrappers around the few
 //! system calls that neither std nor rustix expose safely.
 //!
 //! Every function here validates its inputs, owns the resulting file descriptors through
@@ -9,16 +9,15 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-#[cfg(feature = "server")]
+#[cfg(feature = "tokio")]
 use std::sync::Arc;
 
-#[cfg(feature = "server")]
+#[cfg(feature = "tokio")]
 use tokio::io::Interest;
-#[cfg(feature = "server")]
+#[cfg(feature = "tokio")]
 use tokio::io::unix::AsyncFd;
 
-/// The highest signal number Linux accepts (`_NSIG - 1`).
-pub const SIGNAL_MAX: i32 = 64;
+use crate::signal::SIGNAL_MAX;
 
 /// Takes ownership of a file descriptor inherited through socket activation.
 ///
@@ -202,7 +201,7 @@ pub fn userns_parent(userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-#[cfg(feature = "server")]
+#[cfg(feature = "tokio")]
 /// Registers a descriptor we own with the tokio reactor, to await its readiness.
 ///
 /// # Errors
@@ -216,7 +215,7 @@ pub fn async_fd(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>>
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts().1)
 }
 
-#[cfg(feature = "server")]
+#[cfg(feature = "tokio")]
 /// Like [`async_fd`] for a descriptor shared through an `Arc` (e.g. a pidfd that a machine
 /// keeps for signalling while a task watches it).
 ///
@@ -238,12 +237,6 @@ pub fn async_shared_fd(fd: Arc<OwnedFd>, interest: Interest) -> io::Result<Async
 /// The error of `fstat`.
 pub fn inode_of(fd: impl AsFd) -> io::Result<u64> {
     Ok(rustix::fs::fstat(fd)?.st_ino)
-}
-
-/// The lowest real-time signal number as glibc counts (`SIGRTMIN`, 34 with glibc, which keeps
-/// two for itself), so that `SIGRTMIN+4` means what systemd means by it.
-pub fn signal_rtmin() -> i32 {
-    libc::SIGRTMIN()
 }
 
 fn signal_set(signals: &[i32]) -> io::Result<libc::sigset_t> {
@@ -612,6 +605,5 @@ mod tests {
         unsafe { libc::raise(libc::SIGWINCH) };
         assert_eq!(read_signal(fd.as_fd()).unwrap(), Some(libc::SIGWINCH));
         default_signal_action(libc::SIGCHLD).unwrap();
-        assert!(signal_rtmin() >= 32);
     }
 }

@@ -1,0 +1,25 @@
+//! Berth's OS layer: everything its services and tools ask of Linux beyond std, in one place,
+//! on std, rustix and libc (no async runtime unless the `tokio` feature asks for one).
+//!
+//! * [`process`]: processes pinned by pidfds, signalling them, and whole trees of them.
+//! * [`proc`]: what `/proc` tells about a process (parent, owner, cgroup) and the boot ID.
+//! * [`cgroup2`]: the cgroup2 hierarchy: its mount, a process's own cgroup, and a cgroup's
+//!   processes, kill, freezer and `cgroup.events`.
+//! * [`signal`]: signal names and numbers as systemd reads them.
+//! * [`socket`]: binding a listening AF_UNIX socket without ever stealing a live one.
+//! * [`namespace`]: user namespaces and their owners.
+//! * [`sys`]: the only module with `unsafe` code, wrapping the few system calls that neither
+//!   std nor rustix expose safely.
+//!
+//! Every crate of Berth that touches the OS goes through here, so that each helper exists
+//! once and every service agrees on, say, what `SIGRTMIN+4` means.
+
+#![deny(unsafe_code)]
+
+pub mod cgroup2;
+pub mod namespace;
+pub mod proc;
+pub mod process;
+pub mod signal;
+pub mod socket;
+pub mod sys;
