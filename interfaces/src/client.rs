@@ -320,7 +320,7 @@ pub trait InstanceProxy {
     /// `Pause`, `Resume`.
     fn instance_call(
         &mut self,
-        method: InstanceMethod,
+        method: InstanceAction,
     ) -> impl Future<Output = zlink::Result<Result<(), InstanceError>>>;
     /// `Describe`.
     fn describe(
@@ -330,7 +330,7 @@ pub trait InstanceProxy {
 
 /// The parameterless methods of `io.systemd.MachineInstance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstanceMethod {
+pub enum InstanceAction {
     /// Kill the machine now.
     Terminate,
     /// Ask for a clean shutdown.
@@ -343,7 +343,7 @@ pub enum InstanceMethod {
     Resume,
 }
 
-impl InstanceMethod {
+impl InstanceAction {
     /// The qualified method name.
     pub fn method(self) -> &'static str {
         match self {
@@ -359,7 +359,7 @@ impl InstanceMethod {
 impl<S: Socket> InstanceProxy for Connection<S> {
     async fn instance_call(
         &mut self,
-        method: InstanceMethod,
+        method: InstanceAction,
     ) -> zlink::Result<Result<(), InstanceError>> {
         call_unit(self, method.method(), &NoParameters {}).await
     }

@@ -5,6 +5,8 @@
 //! * [`machine`], [`registry`], [`resolve`], [`instance`], [`supervisor`], [`userdb`] and
 //!   [`service`] hold the serde types for the parameters, replies and errors,
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
+//! * [`methods`] has each interface's methods as an enum ([`Methods`]), checked against the
+//!   IDL, for services to dispatch on with an exhaustive `match`.
 //! * [`names`] checks machine names; [`hosts`] is the registry's host table, which the NSS
 //!   module reads.
 //! * `client` (feature `client`) has typed async proxies over zlink for tests and for the
@@ -19,6 +21,8 @@ pub mod hosts;
 pub mod idl;
 pub mod instance;
 pub mod machine;
+pub mod methods;
+pub use methods::Methods;
 pub mod names;
 pub mod registry;
 pub mod resolve;

@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use berth_interfaces::client::{InstanceMethod, InstanceProxy};
+use berth_interfaces::client::{InstanceAction, InstanceProxy};
 use berth_os::process::ProcessRef;
 use berth_os::sys;
 
@@ -24,7 +24,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Errors
 /// `ENOENT` when the machine has no controller, `EPERM` when the socket is not served by the
 /// machine's supervisor, `ETIMEDOUT`, or the connection's or the controller's error.
-pub async fn call(machine: &Machine, method: InstanceMethod) -> io::Result<()> {
+pub async fn call(machine: &Machine, method: InstanceAction) -> io::Result<()> {
     let (Some(address), Some(supervisor)) = (&machine.control_address, &machine.supervisor) else {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
     };

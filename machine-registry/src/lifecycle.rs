@@ -7,7 +7,7 @@ use berth_os::sys;
 use tokio::io::Interest;
 use tokio::task::AbortHandle;
 
-use berth_interfaces::client::InstanceMethod;
+use berth_interfaces::client::InstanceAction;
 
 use crate::idmap::UserNamespace;
 use crate::machine::Machine;
@@ -106,7 +106,7 @@ const USERNS_RECHECK_LATE: Duration = Duration::from_secs(60);
 /// # Errors
 /// The last fallback, signalling the machine's processes, failed.
 pub async fn terminate(registry: &Arc<Registry>, machine: &Arc<Machine>) -> std::io::Result<()> {
-    let controller_asked = match control::call(machine, InstanceMethod::Terminate).await {
+    let controller_asked = match control::call(machine, InstanceAction::Terminate).await {
         Ok(()) => true,
         Err(error) if machine.control_address.is_some() => {
             tracing::info!(machine = %machine.name, %error, "The controller did not terminate the machine, signalling instead");

@@ -2,14 +2,17 @@
 //!
 //! * [`activation`]: listening sockets from `LISTEN_FDS`/`LISTEN_FDNAMES`, or bound by path
 //!   without ever stealing a live socket.
-//! * [`varlink`]: the Varlink server (one task per connection, IDL validation before dispatch,
-//!   `org.varlink.service` and `io.systemd.service` built in).
+//! * [`protocol`]: the Varlink protocol without a runtime (framing, envelopes, IDL validation,
+//!   `org.varlink.service`, replies), for every Berth endpoint.
+//! * [`varlink`]: the tokio server on top (one task per connection, `io.systemd.service`
+//!   built in).
 //! * [`notify`]: sd-notify readiness, status, stopping, watchdog.
 //! * [`logging`]: tracing setup and runtime log level changes.
 //! * [`peer`]: credentials of a connected client.
 //! * [`shutdown`]: SIGTERM/SIGINT as a stop flag.
 //!
-//! Everything it asks of the OS goes through `berth_os`.
+//! Everything it asks of the OS goes through `berth_os`. The feature `protocol` alone gives
+//! [`protocol`] and [`peer`] on std (for `supervise`); `server` (the default) adds the rest.
 
 #![forbid(unsafe_code)]
 
@@ -19,8 +22,10 @@ pub mod activation;
 pub mod logging;
 #[cfg(feature = "server")]
 pub mod notify;
-#[cfg(feature = "server")]
+#[cfg(feature = "protocol")]
 pub mod peer;
+#[cfg(feature = "protocol")]
+pub mod protocol;
 #[cfg(feature = "server")]
 pub mod shutdown;
 #[cfg(feature = "server")]

@@ -29,15 +29,37 @@ error Failed(reason: string)
 
 struct TestService;
 
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Echo,
+    Count,
+    Watch,
+    Slow,
+    Fail,
+}
+
 /// Subscriptions whose handler returned because the client went away.
 static WATCHES_ENDED: AtomicUsize = AtomicUsize::new(0);
 
 impl Service for TestService {
-    async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
+    type Method = Method;
+
+    fn route(method: &str) -> Option<Method> {
+        Some(match method.strip_prefix("org.example.test.")? {
+            "Echo" => Method::Echo,
+            "Count" => Method::Count,
+            "Watch" => Method::Watch,
+            "Slow" => Method::Slow,
+            "Fail" => Method::Fail,
+            _ => return None,
+        })
+    }
+
+    async fn handle(&self, method: Method, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
         let p = call.parameters().clone();
-        match call.member() {
-            "Echo" => replier.reply(&p).await,
-            "Count" => {
+        match method {
+            Method::Echo => replier.reply(&p).await,
+            Method::Count => {
                 let to = p["to"].as_i64().unwrap_or(0);
                 let last = if call.more { to } else { 1.min(to) };
                 for value in 1..=last {
@@ -45,7 +67,7 @@ impl Service for TestService {
                 }
                 Ok(())
             }
-            "Watch" => {
+            Method::Watch => {
                 for tick in 0.. {
                     replier.notify(&json!({ "tick": tick })).await?;
                     tokio::select! {
@@ -56,12 +78,12 @@ impl Service for TestService {
                 WATCHES_ENDED.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
-            "Slow" => {
+            Method::Slow => {
                 let ms = p["ms"].as_u64().unwrap_or(0);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(())
             }
-            _ => Err(ErrorReply {
+            Method::Fail => Err(ErrorReply {
                 name: "org.example.test.Failed".into(),
                 parameters: json!({"reason": "asked"}).as_object().unwrap().clone(),
             }),
@@ -350,4 +372,29 @@ async fn subscriptions_notice_a_client_that_hangs_up() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.stop().await;
+}
+
+/// A service that serves the test interface but forgot one of its methods.
+struct ForgetfulService;
+
+impl Service for ForgetfulService {
+    type Method = Method;
+
+    fn route(method: &str) -> Option<Method> {
+        TestService::route(method).filter(|m| !matches!(m, Method::Slow))
+    }
+
+    async fn handle(&self, method: Method, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
+        TestService.handle(method, call, replier).await
+    }
+}
+
+#[test]
+fn a_server_with_a_method_without_handler_does_not_start() {
+    let config = ServerConfig::new(ServerInfo::berth("test"), vec![IDL]);
+    let error = Server::new(ForgetfulService, config).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Method org.example.test.Slow is served but has no handler"
+    );
 }

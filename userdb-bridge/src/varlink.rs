@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use berth_interfaces::Methods;
+use berth_interfaces::methods::UserDatabaseMethod;
 use berth_interfaces::service::VarlinkError;
 use berth_interfaces::userdb::{
     GroupRecordRequest, MembershipsRequest, RecordReply, UserRecordRequest,
@@ -94,15 +96,22 @@ impl UserDatabaseService {
 }
 
 impl Service for UserDatabaseService {
-    async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
-        match call.member() {
-            "GetUserRecord" => self.get_user_record(&call, replier).await,
-            "GetGroupRecord" => self.get_group_record(&call, replier).await,
-            "GetMemberships" => Self::get_memberships(&call),
-            _ => Err(VarlinkError::MethodNotImplemented {
-                method: call.method().to_owned(),
-            }
-            .into()),
+    type Method = UserDatabaseMethod;
+
+    fn route(method: &str) -> Option<UserDatabaseMethod> {
+        UserDatabaseMethod::from_qualified(method)
+    }
+
+    async fn handle(
+        &self,
+        method: UserDatabaseMethod,
+        call: Call,
+        replier: &mut Replier<'_>,
+    ) -> HandlerResult {
+        match method {
+            UserDatabaseMethod::GetUserRecord => self.get_user_record(&call, replier).await,
+            UserDatabaseMethod::GetGroupRecord => self.get_group_record(&call, replier).await,
+            UserDatabaseMethod::GetMemberships => Self::get_memberships(&call),
         }
     }
 }

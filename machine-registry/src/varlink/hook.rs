@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use berth_interfaces::Methods;
 use berth_interfaces::machine::{Address, MachineClass};
+use berth_interfaces::methods::HookMethod;
 use berth_interfaces::resolve::{
     Answer, CLASS_IN, QueryFilterReply, RCODE_NXDOMAIN, RCODE_SUCCESS, ResolveRecordReply,
     ResolveRecordRequest, ResourceKey, ResourceRecord, TYPE_A, TYPE_AAAA,
 };
-use berth_interfaces::service::{SystemError, VarlinkError};
+use berth_interfaces::service::SystemError;
 use berth_service_runtime::varlink::{Call, ErrorReply, HandlerResult, Replier, Service};
 
 use super::machine::decode;
@@ -32,14 +34,21 @@ impl HookService {
 }
 
 impl Service for HookService {
-    async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
-        match call.member() {
-            "QueryFilter" => self.query_filter(&call, replier).await,
-            "ResolveRecord" => self.resolve_record(&call, replier).await,
-            other => Err(VarlinkError::MethodNotImplemented {
-                method: format!("io.systemd.Resolve.Hook.{other}"),
-            }
-            .into()),
+    type Method = HookMethod;
+
+    fn route(method: &str) -> Option<HookMethod> {
+        HookMethod::from_qualified(method)
+    }
+
+    async fn handle(
+        &self,
+        method: HookMethod,
+        call: Call,
+        replier: &mut Replier<'_>,
+    ) -> HandlerResult {
+        match method {
+            HookMethod::QueryFilter => self.query_filter(&call, replier).await,
+            HookMethod::ResolveRecord => self.resolve_record(&call, replier).await,
         }
     }
 }

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use berth_interfaces::Methods;
 use berth_interfaces::machine::{
     AcquireMetadata, Address, KillRequest, ListRequest, MachineClass, MachineInfo, MachineLookup,
     ProcessId, RegisterRequest, SignalSpec,
 };
-use berth_interfaces::service::VarlinkError;
+use berth_interfaces::methods::{MachineMethod, RegistryMethod};
 use berth_service_runtime::peer::Peer;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 
@@ -33,35 +34,50 @@ impl MachineService {
     }
 }
 
+/// The registry socket's methods: `io.systemd.Machine` and `io.berth.Registry`.
+#[derive(Debug, Clone, Copy)]
+pub enum RegistryCall {
+    /// A method of `io.systemd.Machine`.
+    Machine(MachineMethod),
+    /// A method of `io.berth.Registry`.
+    Berth(RegistryMethod),
+}
+
 impl Service for MachineService {
-    async fn handle(&self, call: Call, replier: &mut Replier<'_>) -> HandlerResult {
-        if call.interface() == "io.berth.Registry" {
-            return match call.member() {
-                "Watch" => self.watch(&call, replier).await,
-                "ResolveHost" => self.resolve_host(&call, replier).await,
-                other => Err(VarlinkError::MethodNotImplemented {
-                    method: format!("io.berth.Registry.{other}"),
-                }
-                .into()),
-            };
-        }
-        let result = match call.member() {
-            "Register" => self.register(&call),
-            "Unregister" => self.unregister(&call),
-            "Terminate" => self.terminate(&call).await,
-            "Kill" => self.kill(&call).await,
-            "List" => return self.list(&call, replier).await,
-            "MapFrom" => return self.map_from(&call, replier).await,
-            "MapTo" => return self.map_to(&call, replier).await,
-            "Open" | "BindMount" | "CopyFrom" | "CopyTo" | "OpenRootDirectory" => {
-                Err(Error::NotSupported)
+    type Method = RegistryCall;
+
+    fn route(method: &str) -> Option<RegistryCall> {
+        MachineMethod::from_qualified(method)
+            .map(RegistryCall::Machine)
+            .or_else(|| RegistryMethod::from_qualified(method).map(RegistryCall::Berth))
+    }
+
+    async fn handle(
+        &self,
+        method: RegistryCall,
+        call: Call,
+        replier: &mut Replier<'_>,
+    ) -> HandlerResult {
+        let method = match method {
+            RegistryCall::Berth(RegistryMethod::Watch) => return self.watch(&call, replier).await,
+            RegistryCall::Berth(RegistryMethod::ResolveHost) => {
+                return self.resolve_host(&call, replier).await;
             }
-            other => {
-                return Err(VarlinkError::MethodNotImplemented {
-                    method: format!("{}.{other}", call.interface()),
-                }
-                .into());
-            }
+            RegistryCall::Machine(method) => method,
+        };
+        let result = match method {
+            MachineMethod::Register => self.register(&call),
+            MachineMethod::Unregister => self.unregister(&call),
+            MachineMethod::Terminate => self.terminate(&call).await,
+            MachineMethod::Kill => self.kill(&call).await,
+            MachineMethod::List => return self.list(&call, replier).await,
+            MachineMethod::MapFrom => return self.map_from(&call, replier).await,
+            MachineMethod::MapTo => return self.map_to(&call, replier).await,
+            MachineMethod::Open
+            | MachineMethod::BindMount
+            | MachineMethod::CopyFrom
+            | MachineMethod::CopyTo
+            | MachineMethod::OpenRootDirectory => Err(Error::NotSupported),
         };
         if let Err(error) = &result {
             tracing::debug!(method = call.method(), uid = call.peer.uid, %error, "Call failed");

@@ -1,116 +1,48 @@
-//! A Varlink server that behaves like sd-varlink towards its clients.
+//! The tokio transport of the Varlink protocol: a server that behaves like sd-varlink towards
+//! its clients, on top of the runtime-free [`protocol`](crate::protocol) core.
 //!
 //! Why not zlink's `Server`: it serves every connection from one task, drops the connection on
 //! a malformed call instead of answering with the error sd-varlink sends, has no notion of a
-//! client that went away, and grows messages up to 100 MiB. This server keeps zlink for what it
-//! does well (the IDL parser, and the typed client side in `berth-interfaces`) and adds:
+//! client that went away, and grows messages up to 100 MiB. This server adds to the core:
 //!
 //! * one task per connection, so a slow handler or a client that stops reading only ever
-//!   stalls itself; connections are capped overall and per UID;
-//! * NUL-framed messages of at most 16 MiB ([`MAX_MESSAGE_SIZE`], sd-varlink's limit);
-//! * validation of every call against the served IDL before the handler runs
-//!   (`validate`), answering `MethodNotFound`, `ExpectedMore` and `InvalidParameter` exactly
-//!   as sd-varlink does, with the connection kept open;
-//! * `org.varlink.service` and `io.systemd.service` answered here (`builtin`);
+//!   stalls itself; connections are capped overall and per UID (`server`);
+//! * reading messages off each connection and dispatching them (`connection`): the core
+//!   answers `org.varlink.service` and every malformed call, `builtin` answers
+//!   `io.systemd.service`, the rest goes to [`Service::handle`] with the method the service
+//!   routed it to;
 //! * streamed replies through a [`Replier`], and clean shutdown.
 //!
-//! A service implements [`Service::handle`] for the calls of its own interfaces.
+//! A service names its handlers in [`Service::route`] (typically by the method enums of
+//! `berth_interfaces::methods`, dispatched with an exhaustive `match`); [`Server::new`]
+//! refuses to start when a served method has no handler.
 
 mod builtin;
 mod connection;
-mod interfaces;
-mod message;
 mod reply;
 mod server;
-mod validate;
 
-use std::sync::Arc;
+pub use reply::{HandlerResult, Replier};
+pub use server::{Server, ServerConfig};
 
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
-
-pub use interfaces::InterfaceSet;
-pub use reply::{ErrorReply, HandlerResult, Replier};
-pub use server::{Server, ServerConfig, ServerInfo};
-
-use crate::peer::Peer;
-
-/// The largest message accepted from a client; bigger ones close the connection.
-pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
-
-/// Errors setting up a server.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// An interface definition did not parse.
-    #[error("Interface definition does not parse: {0}")]
-    Idl(String),
-    /// Two texts declared the same interface.
-    #[error("Interface {0} is declared twice")]
-    DuplicateInterface(String),
-}
-
-/// A validated method call to one of the service's interfaces.
-#[derive(Debug)]
-pub struct Call {
-    method: String,
-    parameters: Map<String, Value>,
-    /// Whether the client set `more`.
-    pub more: bool,
-    /// Whether the client set `oneway`.
-    pub oneway: bool,
-    /// The client.
-    pub peer: Arc<Peer>,
-}
-
-impl Call {
-    /// The qualified method name, e.g. `io.systemd.Machine.List`.
-    pub fn method(&self) -> &str {
-        &self.method
-    }
-
-    /// The interface part of the method name.
-    pub fn interface(&self) -> &str {
-        self.method
-            .rsplit_once('.')
-            .map_or("", |(interface, _)| interface)
-    }
-
-    /// The method's own name, e.g. `List`.
-    pub fn member(&self) -> &str {
-        self.method
-            .rsplit_once('.')
-            .map_or(self.method.as_str(), |(_, member)| member)
-    }
-
-    /// The raw (validated) parameters.
-    pub fn parameters(&self) -> &Map<String, Value> {
-        &self.parameters
-    }
-
-    /// Decodes the parameters into the method's typed request.
-    ///
-    /// # Errors
-    /// `InvalidParameter` naming the top-level field whose value does not fit the Rust type
-    /// (e.g. a negative PID or a number out of range).
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ErrorReply> {
-        let value = Value::Object(self.parameters.clone());
-        serde_path_to_error::deserialize(value).map_err(|error| {
-            let field = error.path().iter().find_map(|segment| match segment {
-                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                _ => None,
-            });
-            ErrorReply::invalid_parameter(field.unwrap_or_else(|| "parameters".to_owned()))
-        })
-    }
-}
+pub use crate::protocol::{
+    Call, ErrorReply, InterfaceSet, MAX_MESSAGE_SIZE, ProtocolError as ServerError, ServerInfo,
+};
 
 /// The methods of a service's own interfaces.
 pub trait Service: Send + Sync + 'static {
+    /// The service's handlers, one per method it serves.
+    type Method: Copy + Send + 'static;
+
+    /// The handler of the qualified method name `method`, if the service has one.
+    fn route(method: &str) -> Option<Self::Method>;
+
     /// Handles one call that passed IDL validation; replies go through `replier`.
     ///
     /// A handler that returns `Ok(())` without replying answers `{}`.
     fn handle(
         &self,
+        method: Self::Method,
         call: Call,
         replier: &mut Replier<'_>,
     ) -> impl Future<Output = HandlerResult> + Send;

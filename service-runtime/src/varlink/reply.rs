@@ -2,48 +2,17 @@
 
 use std::io;
 
-use berth_interfaces::WireError;
-use berth_interfaces::service::{SystemError, VarlinkError};
+use berth_interfaces::service::SystemError;
 use serde::Serialize;
-use serde_json::{Map, Value};
 use tokio::io::{AsyncWriteExt, BufWriter, Interest};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
-/// An error reply: a qualified Varlink error name and its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ErrorReply {
-    /// The qualified error name.
-    pub name: String,
-    /// The error parameters.
-    pub parameters: Map<String, Value>,
-}
-
-impl<E: WireError> From<E> for ErrorReply {
-    fn from(error: E) -> Self {
-        Self {
-            name: error.name().to_owned(),
-            parameters: error.parameters(),
-        }
-    }
-}
-
-impl ErrorReply {
-    /// `org.varlink.service.InvalidParameter` for `parameter`.
-    pub fn invalid_parameter(parameter: impl Into<String>) -> Self {
-        VarlinkError::invalid_parameter(parameter).into()
-    }
-}
+use crate::protocol::{ErrorReply, encode_parameters, push_error, push_reply};
 
 /// The result of a method handler: replies were written through the [`Replier`], or the call
 /// failed with an error reply.
 pub type HandlerResult = Result<(), ErrorReply>;
-
-#[derive(Serialize)]
-struct ErrorFrame<'a> {
-    error: &'a str,
-    parameters: &'a Map<String, Value>,
-}
 
 /// Sends the replies of one call.
 ///
@@ -195,36 +164,21 @@ impl<'c> Replier<'c> {
         if self.oneway {
             return Ok(());
         }
-        // `parameters` is JSON that serde_json wrote, so splicing it in keeps the frame valid.
-        let tail: &[u8] = if continues {
-            b",\"continues\":true}\0"
-        } else {
-            b"}\0"
-        };
-        self.writer.write_all(b"{\"parameters\":").await?;
-        self.writer.write_all(parameters).await?;
-        self.writer.write_all(tail).await
+        let mut message = Vec::with_capacity(parameters.len() + 32);
+        push_reply(&mut message, parameters, continues);
+        self.writer.write_all(&message).await
     }
 
     async fn write_error(&mut self, error: &ErrorReply) -> io::Result<()> {
         if self.oneway {
             return Ok(());
         }
-        let mut message = serde_json::to_vec(&ErrorFrame {
-            error: &error.name,
-            parameters: &error.parameters,
-        })?;
-        message.push(0);
+        let mut message = Vec::new();
+        push_error(&mut message, error);
         self.writer.write_all(&message).await
     }
 }
 
 fn encode<P: Serialize + ?Sized>(parameters: &P) -> Result<Vec<u8>, ErrorReply> {
-    serde_json::to_vec(parameters).map_err(|error| {
-        tracing::error!(%error, "A reply does not serialize");
-        SystemError::System {
-            errno: libc::EINVAL,
-        }
-        .into()
-    })
+    encode_parameters(parameters).inspect_err(|_| tracing::error!("A reply does not serialize"))
 }

@@ -8,42 +8,22 @@ use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 
+use berth_interfaces::Methods;
+use berth_interfaces::methods::ServiceMethod;
+
 use super::connection::serve_connection;
-use super::{InterfaceSet, ServerError, Service};
+use super::{ServerError, Service};
 use crate::logging::LogControl;
 use crate::peer::Peer;
-
-/// What `org.varlink.service.GetInfo` reports.
-#[derive(Debug, Clone)]
-pub struct ServerInfo {
-    /// Vendor.
-    pub vendor: String,
-    /// Product.
-    pub product: String,
-    /// Version.
-    pub version: String,
-    /// URL.
-    pub url: String,
-}
-
-impl ServerInfo {
-    /// Berth's info for the product `product` (e.g. "Berth machine registry").
-    pub fn berth(product: &str) -> Self {
-        Self {
-            vendor: "Berth".to_owned(),
-            product: product.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            url: "https://example.invalid/berth".to_owned(),
-        }
-    }
-}
+use crate::protocol::{Endpoint, ServerInfo};
 
 /// How a server is set up.
 #[derive(Debug)]
 pub struct ServerConfig {
     /// `GetInfo` contents.
     pub info: ServerInfo,
-    /// IDL texts of the interfaces served; `org.varlink.service` is always added.
+    /// IDL texts of the interfaces served; `org.varlink.service` is always added, and
+    /// `io.systemd.service`, when listed, is answered by the server itself.
     pub interfaces: Vec<&'static str>,
     /// Where `io.systemd.service.SetLogLevel` goes.
     pub log: Option<LogControl>,
@@ -72,7 +52,7 @@ impl ServerConfig {
 pub(crate) struct Shared<S> {
     pub(crate) service: S,
     pub(crate) config: ServerConfig,
-    pub(crate) interfaces: InterfaceSet,
+    pub(crate) endpoint: Endpoint,
     connections: Arc<Semaphore>,
     per_uid: Mutex<HashMap<u32, usize>>,
 }
@@ -85,26 +65,28 @@ pub struct Server<S> {
 impl<S> std::fmt::Debug for Server<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("interfaces", &self.shared.interfaces)
+            .field("interfaces", self.shared.endpoint.interfaces())
             .finish_non_exhaustive()
     }
 }
 
 impl<S: Service> Server<S> {
-    /// Builds a server; parses every interface text.
+    /// Builds a server; parses every interface text and checks that every method served has
+    /// a handler.
     ///
     /// # Errors
-    /// An interface text does not parse or is given twice.
+    /// An interface text does not parse or is given twice, or a method has no handler.
     pub fn new(service: S, config: ServerConfig) -> Result<Self, ServerError> {
-        let mut texts = config.interfaces.clone();
-        texts.push(berth_interfaces::idl::ORG_VARLINK_SERVICE);
-        let interfaces = InterfaceSet::new(&texts)?;
+        let endpoint = Endpoint::new(config.info.clone(), &config.interfaces)?;
+        endpoint.check_handlers(|method| {
+            ServiceMethod::from_qualified(method).is_some() || S::route(method).is_some()
+        })?;
         let connections = Arc::new(Semaphore::new(config.max_connections));
         Ok(Self {
             shared: Arc::new(Shared {
                 service,
                 config,
-                interfaces,
+                endpoint,
                 connections,
                 per_uid: Mutex::new(HashMap::new()),
             }),

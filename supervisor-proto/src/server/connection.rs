@@ -1,11 +1,13 @@
-//! One control connection: NUL-framed input, a bounded output buffer written without
-//! blocking, and what the client subscribed to.
+//! One control connection: its calls (cut and checked by the protocol core), a bounded output
+//! buffer written without blocking, and what the client subscribed to.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
-/// Largest message accepted (sd-varlink's limit); a longer one closes the connection.
-pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+use berth_service_runtime::peer::Peer;
+use berth_service_runtime::protocol::{Endpoint, FrameBuffer, Received};
+
 /// Largest backlog of replies for a client that does not read; past it the client is dropped
 /// rather than holding the supervisor's memory.
 pub const MAX_BACKLOG: usize = 1024 * 1024;
@@ -15,8 +17,17 @@ pub const MAX_BACKLOG: usize = 1024 * 1024;
 pub enum Input {
     /// Read what there was; the connection stays.
     Open,
-    /// The client hung up, or sent more than [`MAX_MESSAGE`] without a terminator.
+    /// The client hung up.
     Closed,
+}
+
+/// What the next message of a client is.
+#[derive(Debug)]
+pub enum Next {
+    /// A call, answered or for the supervisor.
+    Received(Received),
+    /// Too large, or not a call at all: close the connection, as sd-varlink does.
+    Broken,
 }
 
 /// A `SubscribeEvents` subscription and its filter (`None`: every event).
@@ -36,10 +47,10 @@ impl EventFilter {
 #[derive(Debug)]
 pub struct Connection {
     stream: UnixStream,
-    input: Vec<u8>,
+    input: FrameBuffer,
     output: Vec<u8>,
-    /// The client is root or our own user.
-    pub privileged: bool,
+    /// The client.
+    pub peer: Arc<Peer>,
     /// A call waits for its reply or streams replies: later calls wait in the input buffer,
     /// so replies keep the order of the calls.
     pub busy: bool,
@@ -51,12 +62,12 @@ pub struct Connection {
 
 impl Connection {
     /// Wraps an accepted (non-blocking) stream.
-    pub fn new(stream: UnixStream, privileged: bool) -> Self {
+    pub fn new(stream: UnixStream, peer: Peer) -> Self {
         Self {
             stream,
-            input: Vec::new(),
+            input: FrameBuffer::new(),
             output: Vec::new(),
-            privileged,
+            peer: Arc::new(peer),
             busy: false,
             events: None,
             children: false,
@@ -70,34 +81,26 @@ impl Connection {
 
     /// Reads what is there without blocking.
     pub fn read(&mut self) -> Input {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Input::Closed,
-                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Input::Closed,
-            }
-            if self.input.len() > MAX_MESSAGE && !self.input.contains(&0) {
-                return Input::Closed;
-            }
+        match self.input.read_from(&mut self.stream) {
+            Ok(true) => Input::Open,
+            Ok(false) | Err(_) => Input::Closed,
         }
-        Input::Open
     }
 
-    /// The next complete message (without its NUL), unless a call is in progress.
-    pub fn next_message(&mut self) -> Option<Vec<u8>> {
+    /// The next complete message, as `endpoint` makes of it, unless a call is in progress.
+    pub fn next_call(&mut self, endpoint: &Endpoint) -> Option<Next> {
         if self.busy {
             return None;
         }
-        let end = self.input.iter().position(|&b| b == 0)?;
-        let mut message: Vec<u8> = self.input.drain(..=end).collect();
-        message.pop();
-        if self.input.is_empty() && self.input.capacity() > 64 * 1024 {
-            self.input = Vec::new();
+        match self.input.next_frame() {
+            Ok(Some(frame)) => Some(
+                endpoint
+                    .receive(frame, &self.peer)
+                    .map_or(Next::Broken, Next::Received),
+            ),
+            Ok(None) => None,
+            Err(_) => Some(Next::Broken),
         }
-        Some(message)
     }
 
     /// Queues `message` and writes what the socket takes now.
@@ -144,25 +147,50 @@ impl Connection {
 mod tests {
     use super::*;
 
+    use std::os::fd::AsFd;
+
+    use berth_service_runtime::protocol::ServerInfo;
+
     fn pair() -> (Connection, UnixStream) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
-        (Connection::new(ours, true), theirs)
+        let peer = Peer::of_socket(ours.as_fd()).unwrap();
+        (Connection::new(ours, peer), theirs)
+    }
+
+    fn endpoint() -> Endpoint {
+        let idl = berth_interfaces::idl::IO_SYSTEMD_MACHINE_INSTANCE;
+        Endpoint::new(ServerInfo::berth("test"), &[idl]).unwrap()
+    }
+
+    fn method(next: Option<Next>) -> String {
+        match next {
+            Some(Next::Received(Received::Call(call))) => call.method().to_owned(),
+            other => panic!("not a call: {other:?}"),
+        }
     }
 
     #[test]
-    fn messages_are_split_at_nul_and_wait_while_busy() {
+    fn calls_are_split_at_nul_and_wait_while_busy() {
         let (mut conn, mut client) = pair();
-        client.write_all(b"{\"a\":1}\0{\"b\"").unwrap();
+        let endpoint = endpoint();
+        let pause = b"{\"method\":\"io.systemd.MachineInstance.Pause\"}\0";
+        client.write_all(pause).unwrap();
+        client.write_all(b"{\"method\":").unwrap();
         assert_eq!(conn.read(), Input::Open);
-        assert_eq!(conn.next_message().unwrap(), b"{\"a\":1}");
-        assert_eq!(conn.next_message(), None);
-        client.write_all(b":2}\0").unwrap();
+        assert!(method(conn.next_call(&endpoint)).ends_with("Pause"));
+        assert!(conn.next_call(&endpoint).is_none());
+        client
+            .write_all(b"\"io.systemd.MachineInstance.Resume\"}\0")
+            .unwrap();
         conn.read();
         conn.busy = true;
-        assert_eq!(conn.next_message(), None);
+        assert!(conn.next_call(&endpoint).is_none());
         conn.busy = false;
-        assert_eq!(conn.next_message().unwrap(), b"{\"b\":2}");
+        assert!(method(conn.next_call(&endpoint)).ends_with("Resume"));
+        client.write_all(b"[]\0").unwrap();
+        conn.read();
+        assert!(matches!(conn.next_call(&endpoint), Some(Next::Broken)));
         drop(client);
         assert_eq!(conn.read(), Input::Closed);
     }

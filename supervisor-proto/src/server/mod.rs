@@ -1,26 +1,28 @@
 //! The control socket: accepting clients, reading their calls, writing replies and event
 //! streams, all without ever blocking the supervisor.
 //!
+//! Messages are cut, checked against the IDL and answered where the service is not needed by
+//! the protocol core all Berth endpoints share (`berth_service_runtime::protocol`).
+//!
 //! * [`connection`]: one client's buffers and subscriptions.
-//! * [`protocol`]: message envelopes, the served methods, encoded replies.
-//! * [`params`]: sd-varlink's parameter checks for those methods.
+//! * [`request`]: the served methods as the supervisor handles them.
 
 pub mod connection;
-pub mod params;
-pub mod protocol;
+pub mod request;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use berth_os::socket::{self, BindError};
-use berth_os::sys;
+use berth_service_runtime::peer::Peer;
+use berth_service_runtime::protocol::{Endpoint, ServerInfo};
 
 use crate::error::Error;
 use crate::poller::{self, Poller};
-use connection::{Connection, Input};
+use connection::{Connection, Input, Next};
 
 /// At most this many clients at once; more are turned away at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -30,6 +32,7 @@ pub const FIRST_CONNECTION: u64 = 16;
 /// The listening socket and its clients.
 #[derive(Debug)]
 pub struct Server {
+    endpoint: Endpoint,
     listener: UnixListener,
     path: PathBuf,
     connections: BTreeMap<u64, Connection>,
@@ -42,11 +45,18 @@ impl Server {
     /// # Errors
     /// [`Error::InUse`], or [`Error::Bind`].
     pub fn bind(path: &Path) -> Result<Self, Error> {
+        let endpoint = Endpoint::new(ServerInfo::berth("supervise"), &request::INTERFACES)
+            .and_then(|endpoint| {
+                endpoint.check_handlers(|method| request::Method::route(method).is_some())?;
+                Ok(endpoint)
+            })
+            .map_err(|e| Error::setup("the control interfaces")(io::Error::other(e)))?;
         let listener = socket::bind_unix(path, 0o600).map_err(|error| match error {
             BindError::InUse(path) => Error::InUse(path),
             BindError::Io { path, source } => Error::Bind { path, source },
         })?;
         Ok(Self {
+            endpoint,
             listener,
             path: path.to_owned(),
             connections: BTreeMap::new(),
@@ -65,15 +75,22 @@ impl Server {
             if self.connections.len() >= MAX_CONNECTIONS || stream.set_nonblocking(true).is_err() {
                 continue;
             }
+            let Ok(peer) = Peer::of_socket(stream.as_fd()) else {
+                continue;
+            };
             let token = self.next;
             if poller.add(&stream, token, poller::READ).is_err() {
                 continue;
             }
             self.next += 1;
-            let privileged = peer_is_privileged(&stream).unwrap_or(false);
-            let connection = Connection::new(stream, privileged);
+            let connection = Connection::new(stream, peer);
             self.connections.insert(token, connection);
         }
+    }
+
+    /// The next message of the client `token`, unless it waits for a call in progress.
+    pub fn next_call(&mut self, token: u64) -> Option<Next> {
+        self.connections.get_mut(&token)?.next_call(&self.endpoint)
     }
 
     /// The client behind `token`.
@@ -164,11 +181,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// Whether the client on `stream` is root or our own user: they may control the machine,
-/// others may only introspect.
-pub fn peer_is_privileged(stream: &UnixStream) -> io::Result<bool> {
-    let (_, uid, _) = sys::peer_credentials(stream.as_fd())?;
-    Ok(uid == 0 || uid == rustix::process::geteuid().as_raw())
 }

@@ -1,27 +1,26 @@
 //! What the calls on the control socket do.
 
-use berth_interfaces::WireError;
-use berth_interfaces::idl;
 use berth_interfaces::instance::{DescribeReply, EventReply, InstanceError};
-use berth_interfaces::service::{InfoReply, InterfaceDescriptionReply, VarlinkError};
+use berth_interfaces::service::VarlinkError;
 use berth_interfaces::supervisor::{ChildrenReply, SupervisorError, Whom};
 use berth_os::proc::ProcessTree;
 use berth_os::process;
+use berth_service_runtime::protocol::{Call, ErrorReply, Received, error_message, reply_message};
 use rustix::event::epoll::EventFlags;
 use rustix::process::Signal;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Phase, Supervisor};
-use crate::server::connection::EventFilter;
-use crate::server::protocol::{self, Request};
+use crate::server::connection::{EventFilter, Next};
+use crate::server::request::{self, Request};
 
 /// What a call results in.
 enum Outcome {
     /// This reply.
     Reply(Value),
     /// This error.
-    Error(Box<dyn WireError>),
+    Error(ErrorReply),
     /// The replies come later (a deferred reply or a stream): later calls wait.
     Later,
 }
@@ -37,8 +36,8 @@ fn done() -> Outcome {
     Outcome::Reply(Value::Object(Map::new()))
 }
 
-fn failed(error: impl WireError + 'static) -> Outcome {
-    Outcome::Error(Box::new(error))
+fn failed(error: impl Into<ErrorReply>) -> Outcome {
+    Outcome::Error(error.into())
 }
 
 impl Supervisor {
@@ -56,30 +55,33 @@ impl Supervisor {
 
     /// Handles the complete calls a client sent, in order, until one keeps it busy.
     fn process(&mut self, token: u64) {
-        while let Some(message) = self.server.get(token).and_then(|c| c.next_message()) {
-            self.handle_message(token, &message);
+        while let Some(next) = self.server.next_call(token) {
+            match next {
+                Next::Received(Received::Call(call)) => self.handle_call(token, &call),
+                Next::Received(Received::Answer(answer)) => {
+                    if let Some(message) = answer.message() {
+                        self.server.send(token, &message, &self.poller);
+                    }
+                }
+                Next::Broken => {
+                    self.server.close(token, &self.poller);
+                    return;
+                }
+            }
         }
     }
 
-    fn handle_message(&mut self, token: u64, message: &[u8]) {
-        let Some(call) = protocol::parse_call(message) else {
-            self.server.close(token, &self.poller);
-            return;
-        };
-        let privileged = self.server.get(token).is_some_and(|c| c.privileged);
-        let outcome = match protocol::request(&call) {
+    fn handle_call(&mut self, token: u64, call: &Call) {
+        let outcome = match request::request(call) {
             Err(e) => failed(e),
-            Ok(request @ (Request::GetInfo | Request::GetInterfaceDescription(_))) => {
-                self.handle(token, request)
-            }
-            Ok(_) if !privileged => failed(VarlinkError::PermissionDenied),
+            Ok(_) if !call.peer.is_privileged() => failed(VarlinkError::PermissionDenied),
             Ok(Request::Pause) => self.pause(token, call.oneway),
             Ok(request) => self.handle(token, request),
         };
         let message = match outcome {
             _ if call.oneway => return,
-            Outcome::Reply(reply) => protocol::reply(&reply, false),
-            Outcome::Error(error) => protocol::error(error.as_ref()),
+            Outcome::Reply(reply) => reply_message(&reply, false),
+            Outcome::Error(error) => error_message(&error),
             Outcome::Later => {
                 if let Some(conn) = self.server.get(token) {
                     conn.busy = true;
@@ -92,14 +94,6 @@ impl Supervisor {
 
     fn handle(&mut self, token: u64, request: Request) -> Outcome {
         match request {
-            Request::GetInfo => ok(&InfoReply {
-                vendor: "Berth".into(),
-                product: "supervise".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                url: "https://example.invalid/berth".into(),
-                interfaces: protocol::INTERFACES.iter().map(|&i| i.to_owned()).collect(),
-            }),
-            Request::GetInterfaceDescription(name) => describe_interface(name),
             Request::Terminate => {
                 self.terminate("call");
                 done()
@@ -195,8 +189,8 @@ impl Supervisor {
                 continue;
             }
             let message = match &error {
-                Some(e) => protocol::error(e),
-                None => protocol::reply(&Map::new(), false),
+                Some(e) => error_message(&e.clone().into()),
+                None => reply_message(&Map::new(), false),
             };
             self.server.send(token, &message, &self.poller);
             if let Some(conn) = self.server.get(token) {
@@ -236,7 +230,7 @@ impl Supervisor {
             data: Some(data),
         };
         self.server
-            .send(token, &protocol::reply(&first, true), &self.poller);
+            .send(token, &reply_message(&first, true), &self.poller);
         if let Some(conn) = self.server.get(token) {
             conn.events = Some(EventFilter(filter));
         }
@@ -249,7 +243,7 @@ impl Supervisor {
             child: None,
         };
         self.server
-            .send(token, &protocol::reply(&first, true), &self.poller);
+            .send(token, &reply_message(&first, true), &self.poller);
         if let Some(conn) = self.server.get(token) {
             conn.children = true;
         }
@@ -262,20 +256,11 @@ impl Supervisor {
             event: name.into(),
             data,
         };
-        let message = protocol::reply(&event, true);
+        let message = reply_message(&event, true);
         let wants = |c: &crate::server::connection::Connection| {
             c.events.as_ref().is_some_and(|f| f.wants(name))
         };
         self.server.broadcast(wants, &message, &self.poller);
-    }
-}
-
-fn describe_interface(name: String) -> Outcome {
-    match idl::by_name(&name).filter(|_| protocol::INTERFACES.contains(&name.as_str())) {
-        Some(text) => ok(&InterfaceDescriptionReply {
-            description: text.to_owned(),
-        }),
-        None => failed(VarlinkError::InterfaceNotFound { interface: name }),
     }
 }
 

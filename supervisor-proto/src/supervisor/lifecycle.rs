@@ -7,6 +7,7 @@ use berth_interfaces::instance::InstanceError;
 use berth_interfaces::supervisor::{ChildCode, ChildState, ChildrenReply};
 use berth_os::proc::ProcessTree;
 use berth_os::process;
+use berth_service_runtime::protocol::reply_message;
 use rustix::process::{Pid, WaitOptions, WaitStatus, wait, waitpid};
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
 use serde_json::{Map, Value};
@@ -16,7 +17,6 @@ use crate::cgroup::Leaf;
 use crate::error::{Error, Result};
 use crate::payload::{ExitStatus, Payload};
 use crate::poller;
-use crate::server::protocol;
 
 impl Supervisor {
     /// Starts the next boot: a fresh leaf, the payload held in it, registration, release.
@@ -238,7 +238,7 @@ impl Supervisor {
                 status: value,
             }),
         };
-        let message = protocol::reply(&change, true);
+        let message = reply_message(&change, true);
         self.server
             .broadcast(|c| c.children, &message, &self.poller);
         let ended = match code {
@@ -332,13 +332,13 @@ impl Supervisor {
                 event: "exited".into(),
                 data: Some(data),
             };
-            let message = protocol::reply(&event, false);
+            let message = reply_message(&event, false);
             let wants = |c: &crate::server::connection::Connection| {
                 c.events.as_ref().is_some_and(|f| f.wants("exited"))
             };
             self.server.broadcast(wants, &message, &self.poller);
         }
-        let last = protocol::reply(&ChildrenReply::default(), false);
+        let last = reply_message(&ChildrenReply::default(), false);
         self.server.broadcast(|c| c.children, &last, &self.poller);
     }
 }

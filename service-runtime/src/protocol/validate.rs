@@ -7,7 +7,7 @@
 //! sees an integer, other strings are left for the method to judge (e.g. signal names).
 
 use serde_json::{Map, Number, Value};
-use zlink::idl::{CustomType, Field, Type};
+use zlink_idl::{CustomType, Field, Type};
 
 use super::interfaces::{MethodSpec, ServedInterface};
 
@@ -131,7 +131,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::varlink::InterfaceSet;
+    use crate::protocol::InterfaceSet;
 
     const IDL: &str = "interface org.example.t
 

@@ -13,15 +13,20 @@ pub(crate) struct IncomingCall {
 
 /// Why a message is not a method call at all. The connection is closed, as sd-varlink does.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum ProtocolViolation {
+pub enum ProtocolViolation {
+    /// Not JSON.
     #[error("Message is not valid JSON: {0}")]
     Json(String),
+    /// JSON, but not an object.
     #[error("Message is not a JSON object")]
     NotAnObject,
+    /// No `method`.
     #[error("Message has no method name")]
     NoMethod,
+    /// A field that is not part of a call, or of the wrong type.
     #[error("Message field {0:?} is not allowed or has the wrong type")]
     BadField(String),
+    /// `more` and `oneway` together.
     #[error("Message asks for both 'more' and 'oneway'")]
     MoreAndOneway,
 }

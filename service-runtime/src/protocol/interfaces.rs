@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use zlink::idl::{CustomType, Interface, Method};
+use zlink_idl::{CustomType, Interface, Method};
 
-use super::ServerError;
+use super::ProtocolError;
 
 /// One served interface: its text (answered verbatim to `GetInterfaceDescription`) and its
 /// parsed form (used to validate calls).
@@ -51,14 +51,14 @@ impl InterfaceSet {
     /// Parses the given IDL texts.
     ///
     /// # Errors
-    /// [`ServerError::Idl`] when a text does not parse, [`ServerError::DuplicateInterface`]
+    /// [`ProtocolError::Idl`] when a text does not parse, [`ProtocolError::DuplicateInterface`]
     /// when two texts declare the same interface.
-    pub fn new(texts: &[&'static str]) -> Result<Self, ServerError> {
+    pub fn new(texts: &[&'static str]) -> Result<Self, ProtocolError> {
         let mut interfaces: Vec<ServedInterface> = Vec::new();
         for text in texts {
-            let idl = Interface::try_from(*text).map_err(|e| ServerError::Idl(e.to_string()))?;
+            let idl = Interface::try_from(*text).map_err(|e| ProtocolError::Idl(e.to_string()))?;
             if interfaces.iter().any(|i| i.name() == idl.name().as_str()) {
-                return Err(ServerError::DuplicateInterface(
+                return Err(ProtocolError::DuplicateInterface(
                     idl.name().as_str().to_owned(),
                 ));
             }
@@ -92,6 +92,16 @@ impl InterfaceSet {
 
     pub(crate) fn interface(&self, name: &str) -> Option<&ServedInterface> {
         self.interfaces.iter().find(|i| i.name() == name)
+    }
+
+    /// Every method served, by its qualified name.
+    pub fn qualified_methods(&self) -> impl Iterator<Item = String> + '_ {
+        self.interfaces.iter().flat_map(|interface| {
+            interface
+                .idl
+                .methods()
+                .map(move |method| format!("{}.{}", interface.name(), method.name().as_str()))
+        })
     }
 
     pub(crate) fn method(&self, qualified: &str) -> Option<MethodSpec<'_>> {
