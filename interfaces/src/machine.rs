@@ -179,7 +179,8 @@ pub struct RegisterRequest {
     pub allow_interactive_authentication: Option<bool>,
 }
 
-/// The machine lookup fields shared by `Unregister` and `Terminate`.
+/// The fields that name a machine: all of `Unregister` and `Terminate`, and flattened into
+/// `Kill`, `List` and `MapFrom`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MachineLookup {
@@ -216,15 +217,9 @@ impl MachineLookup {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KillRequest {
-    /// Machine name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// A process of the machine; `{"pid": 0}` is the caller.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<ProcessId>,
-    /// Accepted for compatibility; Berth does not ask polkit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_interactive_authentication: Option<bool>,
+    /// Which machine.
+    #[serde(flatten)]
+    pub lookup: MachineLookup,
     /// Whom to signal (default `all`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub whom: Option<KillWhom>,
@@ -232,76 +227,31 @@ pub struct KillRequest {
     pub signal: SignalSpec,
 }
 
-impl KillRequest {
-    /// The lookup part of the request.
-    pub fn lookup(&self) -> MachineLookup {
-        MachineLookup {
-            name: self.name.clone(),
-            pid: self.pid.clone(),
-            allow_interactive_authentication: self.allow_interactive_authentication,
-        }
-    }
-}
-
 /// Parameters of `List`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListRequest {
-    /// Machine name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// A process of the machine; `{"pid": 0}` is the caller.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<ProcessId>,
-    /// Accepted for compatibility; Berth does not ask polkit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_interactive_authentication: Option<bool>,
+    /// Which machine.
+    #[serde(flatten)]
+    pub lookup: MachineLookup,
     /// Whether to include `addresses`, `OSRelease` and `UIDShift`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acquire_metadata: Option<AcquireMetadata>,
-}
-
-impl ListRequest {
-    /// The lookup part of the request.
-    pub fn lookup(&self) -> MachineLookup {
-        MachineLookup {
-            name: self.name.clone(),
-            pid: self.pid.clone(),
-            allow_interactive_authentication: self.allow_interactive_authentication,
-        }
-    }
 }
 
 /// Parameters of `MapFrom`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MapFromRequest {
-    /// Machine name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// A process of the machine; `{"pid": 0}` is the caller.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<ProcessId>,
-    /// Accepted for compatibility; Berth does not ask polkit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_interactive_authentication: Option<bool>,
+    /// Which machine.
+    #[serde(flatten)]
+    pub lookup: MachineLookup,
     /// A UID inside the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
     /// A GID inside the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
-}
-
-impl MapFromRequest {
-    /// The lookup part of the request.
-    pub fn lookup(&self) -> MachineLookup {
-        MachineLookup {
-            name: self.name.clone(),
-            pid: self.pid.clone(),
-            allow_interactive_authentication: self.allow_interactive_authentication,
-        }
-    }
 }
 
 /// Parameters of `MapTo`, and the IDs of a `MapFrom` reply.

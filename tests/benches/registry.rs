@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use berth_interfaces::client::{MachineProxy, Watch};
-use berth_interfaces::machine::{ListRequest, ProcessId};
+use berth_interfaces::machine::{ListRequest, MachineLookup};
 use berth_interfaces::registry::MachineEvent;
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::machines::{by_name, container};
@@ -72,7 +72,7 @@ async fn measure(registry: &Registry, leaders: &mut Vec<Proc>, size: usize) -> R
             .unwrap();
         row.by_name.push(started.elapsed());
         let request = ListRequest {
-            pid: Some(ProcessId::from_pid(leaders[index].pid())),
+            lookup: MachineLookup::by_pid(leaders[index].pid()),
             ..ListRequest::default()
         };
         let started = Instant::now();

@@ -2,7 +2,7 @@
 
 use berth_interfaces::client::MachineProxy;
 use berth_interfaces::machine::{
-    ListRequest, MachineClass, MachineError, ProcessId, RegisterRequest,
+    ListRequest, MachineClass, MachineError, MachineLookup, ProcessId, RegisterRequest,
 };
 
 use crate::daemon::Registry;
@@ -26,7 +26,7 @@ pub fn machine(name: &str, class: MachineClass, leader: u32) -> RegisterRequest 
 /// A `List` request for one machine.
 pub fn by_name(name: &str) -> ListRequest {
     ListRequest {
-        name: Some(name.into()),
+        lookup: MachineLookup::by_name(name),
         ..ListRequest::default()
     }
 }

@@ -3,7 +3,8 @@
 
 use berth_interfaces::client::{MachineProxy, RegistryProxy};
 use berth_interfaces::machine::{
-    AcquireMetadata, Address, ListRequest, MachineClass, MachineError, RegisterRequest,
+    AcquireMetadata, Address, ListRequest, MachineClass, MachineError, MachineLookup,
+    RegisterRequest,
 };
 use berth_interfaces::registry::RegistryError;
 use berth_tests::daemon::Registry;
@@ -20,7 +21,7 @@ fn register_request(name: &str, class: MachineClass, leader: u32) -> RegisterReq
 
 fn with_metadata(name: &str, metadata: AcquireMetadata) -> ListRequest {
     ListRequest {
-        name: Some(name.into()),
+        lookup: MachineLookup::by_name(name),
         acquire_metadata: Some(metadata),
         ..ListRequest::default()
     }

@@ -74,7 +74,7 @@ async fn terminate_goes_through_the_controller() {
     let mut conn = registry.connect().await;
     let info = conn
         .list(&ListRequest {
-            name: Some("ctl".into()),
+            lookup: MachineLookup::by_name("ctl"),
             ..ListRequest::default()
         })
         .await

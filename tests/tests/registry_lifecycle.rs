@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 
 use berth_interfaces::client::MachineProxy;
 use berth_interfaces::machine::{
-    KillRequest, KillWhom, ListRequest, MachineError, MachineInfo, MachineLookup, ProcessId,
-    RegisterRequest, SignalSpec,
+    KillRequest, KillWhom, ListRequest, MachineError, MachineInfo, MachineLookup, RegisterRequest,
+    SignalSpec,
 };
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::machines::{children_of, container, wait_gone};
@@ -139,9 +139,7 @@ async fn kill_all_reaches_descendants_that_left_the_session() {
         .unwrap();
     let children = children_of(leader.pid(), 1);
     let kill = KillRequest {
-        name: Some("escapee".into()),
-        pid: None,
-        allow_interactive_authentication: None,
+        lookup: MachineLookup::by_name("escapee"),
         whom: Some(KillWhom::All),
         signal: SignalSpec::Number(9),
     };
@@ -216,9 +214,7 @@ async fn kill_supervisor_reaches_only_the_supervisor() {
     let mut supervisor = python_supervisor(&registry, "sup", leader.pid());
     let mut conn = registry.connect().await;
     let kill = KillRequest {
-        name: Some("sup".into()),
-        pid: None,
-        allow_interactive_authentication: None,
+        lookup: MachineLookup::by_name("sup"),
         whom: Some(KillWhom::Supervisor),
         signal: SignalSpec::Name("SIGTERM".into()),
     };
@@ -271,7 +267,7 @@ async fn allocate_unit_gives_the_machine_a_cgroup_that_goes_with_it() {
     let children = children_of(leader.pid(), 2);
     let child = children[0];
     let by_child = ListRequest {
-        pid: Some(ProcessId::from_pid(child)),
+        lookup: MachineLookup::by_pid(child),
         ..ListRequest::default()
     };
     assert_eq!(
@@ -281,9 +277,7 @@ async fn allocate_unit_gives_the_machine_a_cgroup_that_goes_with_it() {
 
     // Ending the leader ends the machine, kills what is left in its cgroup and removes it.
     let kill = KillRequest {
-        name: Some("boxed-in".into()),
-        pid: None,
-        allow_interactive_authentication: None,
+        lookup: MachineLookup::by_name("boxed-in"),
         whom: Some(KillWhom::Leader),
         signal: SignalSpec::Number(9),
     };

@@ -116,21 +116,24 @@ async fn machines_are_found_by_pid_of_leader_descendant_or_caller() {
         .unwrap();
 
     let by_leader = ListRequest {
-        pid: Some(ProcessId::from_pid(leader.pid())),
+        lookup: MachineLookup::by_pid(leader.pid()),
         ..ListRequest::default()
     };
     assert_eq!(conn.list(&by_leader).await.unwrap().unwrap().name, "tree");
 
     let child = children_of(leader.pid(), 1)[0];
     let by_child = ListRequest {
-        pid: Some(ProcessId::from_pid(child)),
+        lookup: MachineLookup::by_pid(child),
         ..ListRequest::default()
     };
     assert_eq!(conn.list(&by_child).await.unwrap().unwrap().name, "tree");
 
     let both_disagree = ListRequest {
-        name: Some(".host".into()),
-        pid: Some(ProcessId::from_pid(child)),
+        lookup: MachineLookup {
+            name: Some(".host".into()),
+            pid: Some(ProcessId::from_pid(child)),
+            ..MachineLookup::default()
+        },
         ..ListRequest::default()
     };
     assert_eq!(
@@ -138,7 +141,7 @@ async fn machines_are_found_by_pid_of_leader_descendant_or_caller() {
         Err(MachineError::NoSuchMachine)
     );
     let outsider = ListRequest {
-        pid: Some(ProcessId::from_pid(std::process::id())),
+        lookup: MachineLookup::by_pid(std::process::id()),
         ..ListRequest::default()
     };
     assert_eq!(
@@ -189,9 +192,7 @@ async fn unregister_leaves_the_processes_and_kill_reaches_them() {
     assert!(!kept.has_exited());
 
     let kill = KillRequest {
-        name: Some("killed".into()),
-        pid: None,
-        allow_interactive_authentication: None,
+        lookup: MachineLookup::by_name("killed"),
         whom: Some(KillWhom::Leader),
         signal: "SIGKILL".to_owned().into_signal(),
     };

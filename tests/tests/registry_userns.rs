@@ -2,7 +2,8 @@
 
 use berth_interfaces::client::{MachineProxy, Watch};
 use berth_interfaces::machine::{
-    AcquireMetadata, ListRequest, MachineError, MapFromRequest, MapToReply, MappedIds,
+    AcquireMetadata, ListRequest, MachineError, MachineLookup, MapFromRequest, MapToReply,
+    MappedIds,
 };
 use berth_interfaces::registry::{IdMapping, MachineEvent};
 use berth_tests::daemon::Registry;
@@ -13,7 +14,7 @@ use berth_tests::require;
 
 fn uid_shift_request(name: &str) -> ListRequest {
     ListRequest {
-        name: Some(name.into()),
+        lookup: MachineLookup::by_name(name),
         acquire_metadata: Some(AcquireMetadata::Graceful),
         ..ListRequest::default()
     }
@@ -21,7 +22,7 @@ fn uid_shift_request(name: &str) -> ListRequest {
 
 fn map_from(name: &str, uid: Option<u32>, gid: Option<u32>) -> MapFromRequest {
     MapFromRequest {
-        name: Some(name.into()),
+        lookup: MachineLookup::by_name(name),
         uid,
         gid,
         ..MapFromRequest::default()

@@ -17,7 +17,7 @@ impl MachineService {
         let request: MapFromRequest = decode(call)?;
         check_id(request.uid, "uid")?;
         check_id(request.gid, "gid")?;
-        let machine = self.lookup(&request.lookup(), &call.peer)?;
+        let machine = self.lookup(&request.lookup, &call.peer)?;
         if machine.class != MachineClass::Container {
             return Err(Error::NotSupported.into());
         }

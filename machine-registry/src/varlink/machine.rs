@@ -128,7 +128,7 @@ impl MachineService {
     async fn kill(&self, call: &Call) -> Result<(), Error> {
         let request: KillRequest = decode(call)?;
         let signal = signal_number(&request.signal).ok_or(Error::invalid("signal"))?;
-        let machine = self.manageable(&request.lookup(), &call.peer)?;
+        let machine = self.manageable(&request.lookup, &call.peer)?;
         kill::kill(&machine, request.whom.unwrap_or_default(), signal).await?;
         Ok(())
     }
@@ -136,8 +136,8 @@ impl MachineService {
     async fn list(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
         let request: ListRequest = decode(call)?;
         let metadata = request.acquire_metadata.unwrap_or_default();
-        if request.name.is_some() || request.pid.is_some() {
-            let machine = self.lookup(&request.lookup(), &call.peer)?;
+        if request.lookup.name.is_some() || request.lookup.pid.is_some() {
+            let machine = self.lookup(&request.lookup, &call.peer)?;
             let info = self.describe(&machine, metadata, &call.peer).await?;
             return replier.reply(&info).await;
         }

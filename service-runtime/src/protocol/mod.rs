@@ -88,13 +88,87 @@ impl Call {
     /// `InvalidParameter` naming the top-level field whose value does not fit the Rust type
     /// (e.g. a negative PID or a number out of range).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ErrorReply> {
-        let value = Value::Object(self.parameters.clone());
-        serde_path_to_error::deserialize(value).map_err(|error| {
-            let field = error.path().iter().find_map(|segment| match segment {
-                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                _ => None,
-            });
+        decode(&self.parameters).map_err(|field| {
+            let field = field.or_else(|| blame::<T>(&self.parameters));
             ErrorReply::invalid_parameter(field.unwrap_or_else(|| "parameters".to_owned()))
         })
+    }
+}
+
+/// Decodes `parameters` into `T`; on failure, the top-level field the error is about, if the
+/// deserializer said.
+fn decode<T: DeserializeOwned>(parameters: &Map<String, Value>) -> Result<T, Option<String>> {
+    let value = Value::Object(parameters.clone());
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        error.path().iter().find_map(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            _ => None,
+        })
+    })
+}
+
+/// The field to blame for an error that came without one: errors inside a `#[serde(flatten)]`
+/// part (such as the machine lookup fields of `List`) lose their path. It is the first field
+/// without which that error goes away.
+fn blame<T: DeserializeOwned>(parameters: &Map<String, Value>) -> Option<String> {
+    parameters.keys().find_map(|key| {
+        let mut without = parameters.clone();
+        without.remove(key);
+        match decode::<T>(&without) {
+            Ok(_) | Err(Some(_)) => Some(key.clone()),
+            Err(None) => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Lookup {
+        #[serde(default)]
+        _pid: Option<u32>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Request {
+        #[serde(flatten)]
+        _lookup: Lookup,
+        _count: u8,
+    }
+
+    fn call(parameters: Value) -> Call {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        Call {
+            method: "org.example.t.M".into(),
+            parameters: parameters.as_object().unwrap().clone(),
+            more: false,
+            oneway: false,
+            peer: Arc::new(Peer::of_socket(a.as_fd()).unwrap()),
+        }
+    }
+
+    fn blamed(parameters: Value) -> Option<String> {
+        call(parameters)
+            .decode::<Request>()
+            .err()
+            .map(|e| e.parameters["parameter"].as_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn decoding_errors_name_the_field_also_inside_flattened_parts() {
+        assert_eq!(blamed(json!({"_count": 1})), None);
+        assert_eq!(blamed(json!({"_count": 300})), Some("_count".into()));
+        assert_eq!(
+            blamed(json!({"_pid": -1, "_count": 1})),
+            Some("_pid".into())
+        );
+        assert_eq!(blamed(json!({})), Some("parameters".into()));
     }
 }
