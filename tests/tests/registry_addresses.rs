@@ -23,7 +23,6 @@ fn with_metadata(name: &str, metadata: AcquireMetadata) -> ListRequest {
     ListRequest {
         lookup: MachineLookup::by_name(name),
         acquire_metadata: Some(metadata),
-        ..ListRequest::default()
     }
 }
 

@@ -16,7 +16,6 @@ fn uid_shift_request(name: &str) -> ListRequest {
     ListRequest {
         lookup: MachineLookup::by_name(name),
         acquire_metadata: Some(AcquireMetadata::Graceful),
-        ..ListRequest::default()
     }
 }
 
@@ -25,7 +24,6 @@ fn map_from(name: &str, uid: Option<u32>, gid: Option<u32>) -> MapFromRequest {
         lookup: MachineLookup::by_name(name),
         uid,
         gid,
-        ..MapFromRequest::default()
     }
 }
 
