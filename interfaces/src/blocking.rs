@@ -59,7 +59,7 @@ impl CallError {
         }
     }
 
-    /// The peer's error as `E`, a wire error enum (e.g. `RegistryError`), if it is one of
+    /// The peer's error as `E`, a wire error enum (e.g. `MachineError`), if it is one of
     /// `E`'s errors.
     pub fn reply_error<E: DeserializeOwned>(&self) -> Option<E> {
         match self {
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn reply_errors_parse_into_the_wire_error_enum_they_belong_to() {
-        use crate::registry::RegistryError;
+        use crate::machine::MachineError;
         use crate::service::SystemError;
         let error = CallError::Reply {
             error: "io.systemd.System".into(),
@@ -296,17 +296,17 @@ mod tests {
             error.reply_error::<SystemError>(),
             Some(SystemError::System { errno: 5 })
         );
-        assert_eq!(error.reply_error::<RegistryError>(), None);
+        assert_eq!(error.reply_error::<MachineError>(), None);
         let error = CallError::Reply {
-            error: "io.berth.Registry.NoSuchMachine".into(),
+            error: "io.systemd.Machine.NoSuchMachine".into(),
             parameters: Map::new(),
         };
         assert_eq!(
-            error.reply_error::<RegistryError>(),
-            Some(RegistryError::NoSuchMachine)
+            error.reply_error::<MachineError>(),
+            Some(MachineError::NoSuchMachine)
         );
         let error = CallError::Protocol("garbage".into());
-        assert_eq!(error.reply_error::<RegistryError>(), None);
+        assert_eq!(error.reply_error::<MachineError>(), None);
     }
 
     #[test]

@@ -25,8 +25,8 @@ use crate::machine::{
     KillRequest, ListRequest, MachineError, MachineInfo, MachineLookup, MapFromRequest, MapToReply,
     MappedIds, RegisterRequest,
 };
-use crate::registry::{RegistryError, ResolveHostReply, ResolveHostRequest, WatchReply};
-use crate::service::{EnvironmentReply, ServiceError, SetLogLevelRequest};
+use crate::registry::{ResolveHostReply, ResolveHostRequest, WatchReply};
+use crate::service::{EnvironmentReply, ServiceError, SetLogLevelRequest, SystemError};
 
 /// A method call on the wire: `{"method": …, "parameters": …}`.
 #[derive(Debug, Serialize)]
@@ -255,14 +255,14 @@ pub trait RegistryProxy {
     fn resolve_host(
         &mut self,
         name: &str,
-    ) -> impl Future<Output = zlink::Result<Result<ResolveHostReply, RegistryError>>>;
+    ) -> impl Future<Output = zlink::Result<Result<ResolveHostReply, MachineError>>>;
 }
 
 impl<S: Socket> RegistryProxy for Connection<S> {
     async fn resolve_host(
         &mut self,
         name: &str,
-    ) -> zlink::Result<Result<ResolveHostReply, RegistryError>> {
+    ) -> zlink::Result<Result<ResolveHostReply, MachineError>> {
         let request = ResolveHostRequest {
             name: name.to_owned(),
         };
@@ -299,11 +299,8 @@ impl<S: Socket> Watch<S> {
     ///
     /// # Cancel safety
     /// Cancel safe: zlink buffers a partly read reply.
-    pub async fn next(&mut self) -> zlink::Result<Result<WatchReply, RegistryError>> {
-        let (reply, _fds) = self
-            .conn
-            .receive_reply::<WatchReply, RegistryError>()
-            .await?;
+    pub async fn next(&mut self) -> zlink::Result<Result<WatchReply, SystemError>> {
+        let (reply, _fds) = self.conn.receive_reply::<WatchReply, SystemError>().await?;
         match reply {
             Ok(reply) => reply
                 .into_parameters()

@@ -35,7 +35,7 @@ pub fn table_dir(socket: &Path) -> Option<PathBuf> {
 pub enum HostEntry {
     /// `ResolveHost` replies this.
     Reply(ResolveHostReply),
-    /// `ResolveHost` fails with `io.berth.Registry.NoPrivateNetworking`.
+    /// `ResolveHost` fails with `io.systemd.Machine.NoPrivateNetworking`.
     NoPrivateNetworking,
     /// The registry does not know yet (a container whose addresses nobody asked for): ask it.
     Ask,

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::errors::wire_errors;
 pub use crate::machine::{Address, MachineClass};
 
 /// One line of a user namespace's UID or GID map.
@@ -98,16 +97,6 @@ pub struct WatchReply {
     /// To which machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<MachineSummary>,
-}
-
-wire_errors! {
-    /// Errors of `io.berth.Registry`.
-    pub enum RegistryError in "io.berth.Registry" {
-        /// No machine of that name.
-        NoSuchMachine,
-        /// The container shares the registry's network namespace.
-        NoPrivateNetworking,
-    }
 }
 
 #[cfg(test)]

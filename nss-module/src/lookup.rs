@@ -205,7 +205,7 @@ mod tests {
         assert_eq!(four(host, &mut buffer), Response::Unavail(libc::ENOTTY));
         let empty = r#"{"parameters":{"class":"container","addresses":[]}}"#;
         assert_eq!(four(empty, &mut buffer), Response::NotFound);
-        let unknown = r#"{"error":"io.berth.Registry.NoSuchMachine","parameters":{}}"#;
+        let unknown = r#"{"error":"io.systemd.Machine.NoSuchMachine","parameters":{}}"#;
         assert_eq!(four(unknown, &mut buffer), Response::Unavail(libc::ENXIO));
     }
 

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_interfaces::blocking::{CallError, Connection};
-use berth_interfaces::registry::{RegistryError, ResolveHostReply, ResolveHostRequest};
+use berth_interfaces::machine::MachineError;
+use berth_interfaces::registry::{ResolveHostReply, ResolveHostRequest};
 use berth_interfaces::service::{SystemError, VarlinkError};
 
 /// The longest a lookup waits for the registry, connecting and answering together. A registry
@@ -73,10 +74,11 @@ fn io_errno(error: &io::Error) -> Errno {
 
 /// The errno of an error reply, as sd-bus maps machined's D-Bus errors.
 fn reply_errno(error: &CallError) -> Errno {
-    if let Some(error) = error.reply_error::<RegistryError>() {
+    if let Some(error) = error.reply_error::<MachineError>() {
         return Errno(match error {
-            RegistryError::NoSuchMachine => libc::ENXIO,
-            RegistryError::NoPrivateNetworking => libc::ENOSYS,
+            MachineError::NoSuchMachine => libc::ENXIO,
+            MachineError::NoPrivateNetworking => libc::ENOSYS,
+            _ => libc::EIO,
         });
     }
     if let Some(error) = error.reply_error::<SystemError>() {
@@ -135,11 +137,11 @@ mod tests {
     fn error_replies_map_to_the_errno_of_nss_mymachines() {
         let cases = [
             (
-                r#"{"error":"io.berth.Registry.NoSuchMachine","parameters":{}}"#,
+                r#"{"error":"io.systemd.Machine.NoSuchMachine","parameters":{}}"#,
                 libc::ENXIO,
             ),
             (
-                r#"{"error":"io.berth.Registry.NoPrivateNetworking"}"#,
+                r#"{"error":"io.systemd.Machine.NoPrivateNetworking"}"#,
                 libc::ENOSYS,
             ),
             (

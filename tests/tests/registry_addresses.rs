@@ -6,7 +6,6 @@ use berth_interfaces::machine::{
     AcquireMetadata, Address, ListRequest, MachineClass, MachineError, MachineLookup,
     RegisterRequest,
 };
-use berth_interfaces::registry::RegistryError;
 use berth_tests::daemon::Registry;
 use berth_tests::netns::NetnsLeader;
 use berth_tests::process::Proc;
@@ -154,7 +153,7 @@ async fn containers_without_a_namespace_of_their_own_and_vms_have_no_addresses()
     assert_eq!(graceful.addresses, None);
     assert_eq!(
         conn.resolve_host("shared").await.unwrap(),
-        Err(RegistryError::NoPrivateNetworking)
+        Err(MachineError::NoPrivateNetworking)
     );
 
     assert_eq!(
@@ -171,7 +170,7 @@ async fn containers_without_a_namespace_of_their_own_and_vms_have_no_addresses()
 
     assert_eq!(
         conn.resolve_host("nope").await.unwrap(),
-        Err(RegistryError::NoSuchMachine)
+        Err(MachineError::NoSuchMachine)
     );
     let host = conn.resolve_host(".host").await.unwrap().unwrap();
     assert_eq!((host.class, host.addresses), (MachineClass::Host, None));

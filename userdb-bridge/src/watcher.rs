@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_interfaces::client::Watch;
-use berth_interfaces::registry::{MachineEvent, MachineSummary, RegistryError};
+use berth_interfaces::registry::{MachineEvent, MachineSummary};
+use berth_interfaces::service::SystemError;
 use berth_service_runtime::notify;
 
 use crate::cache::Cache;
@@ -27,7 +28,7 @@ pub enum WatchError {
     Transport(#[from] zlink::Error),
     /// The registry ended the stream with an error.
     #[error("The registry ended the watch with {0}")]
-    Reply(#[from] RegistryError),
+    Reply(#[from] SystemError),
 }
 
 /// How a watch went, for the backoff.

@@ -6,7 +6,6 @@ use berth_interfaces::service::SystemError;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::error::berth_error;
 use super::machine::{MachineService, decode};
 use crate::error::Error;
 use crate::machine::Machine;
@@ -20,21 +19,20 @@ impl MachineService {
         call: &Call,
         replier: &mut Replier<'_>,
     ) -> HandlerResult {
-        let request: ResolveHostRequest = decode(call).map_err(berth_error)?;
+        let request: ResolveHostRequest = decode(call)?;
         if !names::is_valid_lookup_name(&request.name) {
-            return Err(berth_error(Error::invalid("name")));
+            return Err(Error::invalid("name").into());
         }
         let machine = self
             .registry()
             .get(&request.name)
-            .ok_or(Error::NoSuchMachine)
-            .map_err(berth_error)?;
+            .ok_or(Error::NoSuchMachine)?;
         let addresses = match machine.class {
             MachineClass::Container => Some(
                 self.registry()
                     .addresses(&machine)
                     .await
-                    .map_err(|e| berth_error(e.into()))?,
+                    .map_err(Error::from)?,
             ),
             _ => None,
         };

@@ -1,4 +1,5 @@
-//! The one place where internal errors become Varlink errors.
+//! The one place where internal errors become Varlink errors, for every interface the
+//! registry serves (`io.berth.Registry` and the resolve hook answer machined's errors too).
 
 use std::io;
 
@@ -66,15 +67,4 @@ fn system(error: &io::Error) -> ErrorReply {
 
 fn errno(errno: i32) -> ErrorReply {
     SystemError::System { errno }.into()
-}
-
-/// The same errors for `io.berth.Registry`, which has its own names for two of them.
-pub fn berth_error(error: Error) -> ErrorReply {
-    match error {
-        Error::NoSuchMachine => berth_interfaces::registry::RegistryError::NoSuchMachine.into(),
-        Error::Network(NetworkError::NoPrivateNetworking) => {
-            berth_interfaces::registry::RegistryError::NoPrivateNetworking.into()
-        }
-        other => other.into(),
-    }
 }

@@ -11,7 +11,7 @@ use berth_interfaces::resolve::{
     ResolveRecordRequest, ResourceKey, ResourceRecord, TYPE_A, TYPE_AAAA,
 };
 use berth_interfaces::service::SystemError;
-use berth_service_runtime::varlink::{Call, ErrorReply, HandlerResult, Replier, Service};
+use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 
 use super::machine::decode;
 use crate::error::Error;
@@ -95,7 +95,7 @@ impl HookService {
     /// Address records for names that are machines; NXDOMAIN below a machine's name; else
     /// nothing, so the lookup goes on elsewhere.
     async fn resolve_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
-        let request: ResolveRecordRequest = decode(call).map_err(ErrorReply::from)?;
+        let request: ResolveRecordRequest = decode(call)?;
         if request.question.is_empty() {
             return Err(Error::invalid("question").into());
         }
@@ -108,7 +108,7 @@ impl HookService {
                     answer.extend(
                         records(&self.registry, &machine, family)
                             .await
-                            .map_err(ErrorReply::from)?,
+                            .map_err(Error::from)?,
                     );
                 }
             }
