@@ -105,11 +105,7 @@ impl HookService {
             if let Some(machine) = self.machine(&key.name) {
                 found = true;
                 if let Some(family) = address_family(key) {
-                    answer.extend(
-                        records(&self.registry, &machine, family)
-                            .await
-                            .map_err(Error::from)?,
-                    );
+                    answer.extend(records(&self.registry, &machine, family).await?);
                 }
             }
             below_machine |= dns::parents(&key.name).any(|parent| self.machine(parent).is_some());
