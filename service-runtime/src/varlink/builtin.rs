@@ -4,8 +4,9 @@
 use berth_interfaces::methods::ServiceMethod;
 use berth_interfaces::service::{EnvironmentReply, SetLogLevelRequest, VarlinkError};
 
-use super::server::Shared;
-use super::{Call, HandlerResult, Replier, Service};
+use super::config::Shared;
+use super::service::Service;
+use super::{Call, HandlerResult, Replier};
 
 pub(crate) async fn handle<S: Service>(
     shared: &Shared<S>,

@@ -11,8 +11,9 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::watch;
 
-use super::server::Shared;
-use super::{HandlerResult, Replier, Service, builtin};
+use super::config::Shared;
+use super::service::Service;
+use super::{HandlerResult, Replier, builtin};
 use crate::peer::Peer;
 use crate::protocol::{Answer, Call, FrameBuffer, Received};
 

@@ -18,32 +18,17 @@
 //! refuses to start when a served method has no handler.
 
 mod builtin;
+mod config;
 mod connection;
 mod reply;
 mod server;
+mod service;
 
+pub use config::ServerConfig;
 pub use reply::{HandlerResult, Replier};
-pub use server::{Server, ServerConfig};
+pub use server::Server;
+pub use service::Service;
 
 pub use crate::protocol::{
     Call, ErrorReply, InterfaceSet, MAX_MESSAGE_SIZE, ProtocolError as ServerError, ServerInfo,
 };
-
-/// The methods of a service's own interfaces.
-pub trait Service: Send + Sync + 'static {
-    /// The service's handlers, one per method it serves.
-    type Method: Copy + Send + 'static;
-
-    /// The handler of the qualified method name `method`, if the service has one.
-    fn route(method: &str) -> Option<Self::Method>;
-
-    /// Handles one call that passed IDL validation; replies go through `replier`.
-    ///
-    /// A handler that returns `Ok(())` without replying answers `{}`.
-    fn handle(
-        &self,
-        method: Self::Method,
-        call: Call,
-        replier: &mut Replier<'_>,
-    ) -> impl Future<Output = HandlerResult> + Send;
-}

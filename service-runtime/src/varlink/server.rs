@@ -5,57 +5,16 @@ use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use berth_interfaces::Methods;
+use berth_interfaces::methods::ServiceMethod;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 
-use berth_interfaces::Methods;
-use berth_interfaces::methods::ServiceMethod;
-
+use super::config::{ServerConfig, Shared};
 use super::connection::serve_connection;
-use super::{ServerError, Service};
-use crate::logging::LogControl;
+use super::service::Service;
 use crate::peer::Peer;
-use crate::protocol::{Endpoint, ServerInfo};
-
-/// How a server is set up.
-#[derive(Debug)]
-pub struct ServerConfig {
-    /// `GetInfo` contents.
-    pub info: ServerInfo,
-    /// IDL texts of the interfaces served; `org.varlink.service` is always added, and
-    /// `io.systemd.service`, when listed, is answered by the server itself.
-    pub interfaces: Vec<&'static str>,
-    /// Where `io.systemd.service.SetLogLevel` goes.
-    pub log: Option<LogControl>,
-    /// Most connections served at once (sd-varlink: 4096).
-    pub max_connections: usize,
-    /// Most connections of one UID at once (sd-varlink: 1024).
-    pub max_connections_per_uid: usize,
-    /// How long shutdown waits for connections to finish their current call.
-    pub shutdown_grace: Duration,
-}
-
-impl ServerConfig {
-    /// A configuration with sd-varlink's limits.
-    pub fn new(info: ServerInfo, interfaces: Vec<&'static str>) -> Self {
-        Self {
-            info,
-            interfaces,
-            log: None,
-            max_connections: 4096,
-            max_connections_per_uid: 1024,
-            shutdown_grace: Duration::from_secs(3),
-        }
-    }
-}
-
-pub(crate) struct Shared<S> {
-    pub(crate) service: S,
-    pub(crate) config: ServerConfig,
-    pub(crate) endpoint: Endpoint,
-    connections: Arc<Semaphore>,
-    per_uid: Mutex<HashMap<u32, usize>>,
-}
+use crate::protocol::{Endpoint, ProtocolError};
 
 /// A Varlink server for the service `S`.
 pub struct Server<S> {
@@ -76,7 +35,7 @@ impl<S: Service> Server<S> {
     ///
     /// # Errors
     /// An interface text does not parse or is given twice, or a method has no handler.
-    pub fn new(service: S, config: ServerConfig) -> Result<Self, ServerError> {
+    pub fn new(service: S, config: ServerConfig) -> Result<Self, ProtocolError> {
         let endpoint = Endpoint::new(config.info.clone(), &config.interfaces)?;
         endpoint.check_handlers(|method| {
             ServiceMethod::from_qualified(method).is_some() || S::route(method).is_some()
