@@ -5,10 +5,10 @@
 //! the protocol core all Berth endpoints share (`berth_service_runtime::protocol`).
 //!
 //! * [`connection`]: one client's buffers and subscriptions.
-//! * [`request`]: the served methods as the supervisor handles them.
+//! * [`methods`]: the served methods and their routes to the supervisor's handlers.
 
 pub mod connection;
-pub mod request;
+pub mod methods;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -45,9 +45,9 @@ impl Server {
     /// # Errors
     /// [`Error::InUse`], or [`Error::Bind`].
     pub fn bind(path: &Path) -> Result<Self, Error> {
-        let endpoint = Endpoint::new(ServerInfo::berth("supervise"), &request::INTERFACES)
+        let endpoint = Endpoint::new(ServerInfo::berth("supervise"), &methods::INTERFACES)
             .and_then(|endpoint| {
-                endpoint.check_handlers(|method| request::Method::route(method).is_some())?;
+                endpoint.check_handlers(|method| methods::Method::route(method).is_some())?;
                 Ok(endpoint)
             })
             .map_err(|e| Error::setup("the control interfaces")(io::Error::other(e)))?;

@@ -1,6 +1,9 @@
 //! What the calls on the control socket do.
 
-use berth_interfaces::instance::{DescribeReply, EventReply, InstanceError};
+use berth_interfaces::instance::{
+    DescribeReply, EventReply, InstanceError, SubscribeEventsRequest,
+};
+use berth_interfaces::methods::{InstanceMethod, SupervisorMethod};
 use berth_interfaces::service::VarlinkError;
 use berth_interfaces::supervisor::{ChildrenReply, SupervisorError, Whom};
 use berth_os::proc::ProcessTree;
@@ -13,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::{Phase, Supervisor};
 use crate::server::connection::{EventFilter, Next};
-use crate::server::request::{self, Request};
+use crate::server::methods::{self, Method};
 
 /// What a call results in.
 enum Outcome {
@@ -72,11 +75,14 @@ impl Supervisor {
     }
 
     fn handle_call(&mut self, token: u64, call: &Call) {
-        let outcome = match request::request(call) {
-            Err(e) => failed(e),
-            Ok(_) if !call.peer.is_privileged() => failed(VarlinkError::PermissionDenied),
-            Ok(Request::Pause) => self.pause(token, call.oneway),
-            Ok(request) => self.handle(token, request),
+        let outcome = match Method::route(call.method()) {
+            // Not reached: the control socket checked at startup that every method is routed.
+            None => failed(VarlinkError::MethodNotImplemented {
+                method: call.method().to_owned(),
+            }),
+            Some(_) if !call.peer.is_privileged() => failed(VarlinkError::PermissionDenied),
+            Some(Method::Instance(method)) => self.instance(token, method, call),
+            Some(Method::Supervisor(method)) => self.supervisor(token, method, call),
         };
         let message = match outcome {
             _ if call.oneway => return,
@@ -92,24 +98,39 @@ impl Supervisor {
         self.server.send(token, &message, &self.poller);
     }
 
-    fn handle(&mut self, token: u64, request: Request) -> Outcome {
-        match request {
-            Request::Terminate => {
+    /// `io.systemd.MachineInstance`.
+    fn instance(&mut self, token: u64, method: InstanceMethod, call: &Call) -> Outcome {
+        match method {
+            InstanceMethod::Terminate => {
                 self.terminate("call");
                 done()
             }
-            Request::PowerOff => self.request_stop(false).map_or_else(failed, |()| done()),
-            Request::Reboot => self.request_stop(true).map_or_else(failed, |()| done()),
-            Request::Pause => self.pause(token, false),
-            Request::Resume => {
+            InstanceMethod::PowerOff => self.request_stop(false).map_or_else(failed, |()| done()),
+            InstanceMethod::Reboot => self.request_stop(true).map_or_else(failed, |()| done()),
+            InstanceMethod::Pause => self.pause(token, call.oneway),
+            InstanceMethod::Resume => {
                 self.resume();
                 done()
             }
-            Request::Describe => ok(&self.describe()),
-            Request::SubscribeEvents(filter) => self.subscribe_events(token, filter),
-            Request::Storage => failed(InstanceError::NotSupported),
-            Request::Kill { whom, signal } => self.kill(whom, signal),
-            Request::SubscribeChildren => self.subscribe_children(token),
+            InstanceMethod::Describe => ok(&self.describe()),
+            InstanceMethod::SubscribeEvents => match call.decode::<SubscribeEventsRequest>() {
+                Ok(request) => self.subscribe_events(token, request.filter),
+                Err(error) => failed(error),
+            },
+            InstanceMethod::AddStorage
+            | InstanceMethod::RemoveStorage
+            | InstanceMethod::ReplaceStorage => failed(InstanceError::NotSupported),
+        }
+    }
+
+    /// `io.berth.Supervisor`.
+    fn supervisor(&mut self, token: u64, method: SupervisorMethod, call: &Call) -> Outcome {
+        match method {
+            SupervisorMethod::Kill => match methods::kill_request(call) {
+                Ok((whom, signal)) => self.kill(whom, signal),
+                Err(error) => failed(error),
+            },
+            SupervisorMethod::SubscribeChildren => self.subscribe_children(token),
         }
     }
 
