@@ -1,11 +1,10 @@
 //! Metadata a `List` call may ask for, read from the machine itself.
 
-use std::fs;
-use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::io;
 
 use berth_interfaces::machine::MachineClass;
-use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+use berth_os::identity::{self, Identity};
+use berth_os::root::Root;
 
 use crate::machine::Machine;
 use crate::state_file;
@@ -19,6 +18,9 @@ pub enum MetadataError {
     /// The machine has no os-release file.
     #[error("The machine has no os-release file")]
     NoOsRelease,
+    /// The caller may not read it.
+    #[error("The caller may not read the machine's metadata")]
+    Denied,
     /// Reading failed.
     #[error("Reading machine metadata failed")]
     Io(#[source] io::Error),
@@ -26,59 +28,41 @@ pub enum MetadataError {
 
 const OS_RELEASE_PATHS: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 
-/// The machine's os-release as `KEY=VALUE` strings, in file order.
+/// The machine's os-release as `KEY=VALUE` strings, in file order, read with `reader`'s rights.
 ///
-/// For a container the file is opened through the leader's root directory (`/proc/PID/root`,
-/// which also enters its mount namespace) with `RESOLVE_IN_ROOT`, so absolute symlinks inside
-/// the container resolve inside it. This blocks on file I/O: call it off the async threads.
+/// The file is opened inside the machine's root (for a container its leader's, pinned
+/// through the leader's pidfd; `/` for `.host`), so no symlink leads out of it, and by a
+/// thread that has taken on `reader`'s credentials, so what the reader could not open
+/// themselves (a root-only host file bind-mounted or symlinked over a container's
+/// os-release, say) is refused. This blocks on file I/O: call it off the async threads.
 ///
 /// # Errors
 /// [`MetadataError::NotAvailable`] for VMs, [`MetadataError::NoOsRelease`] when neither file
-/// exists, else [`MetadataError::Io`].
-pub fn os_release(machine: &Machine) -> Result<Vec<String>, MetadataError> {
-    let text = match machine.class {
+/// exists, [`MetadataError::Denied`] when `reader` may not read it, else
+/// [`MetadataError::Io`].
+pub fn os_release(machine: &Machine, reader: &Identity) -> Result<Vec<String>, MetadataError> {
+    let root = match machine.class {
         MachineClass::Vm => return Err(MetadataError::NotAvailable),
-        MachineClass::Host => {
-            read_first(OS_RELEASE_PATHS.map(|p| fs::File::open(format!("/{p}"))))?
-        }
-        MachineClass::Container => {
-            let root = fs::File::open(format!("/proc/{}/root", machine.leader.pid()))
-                .map_err(MetadataError::Io)?;
-            let root = OwnedFd::from(root);
-            let text = read_first(OS_RELEASE_PATHS.map(|p| open_in_root(&root, p)))?;
-            if !machine.leader.is_alive() {
-                // The PID may belong to someone else by now; what we read is not the machine's.
-                return Err(MetadataError::Io(io::Error::from_raw_os_error(libc::ESRCH)));
-            }
-            text
-        }
-    };
+        MachineClass::Host => Root::host(),
+        MachineClass::Container => Root::of_process(&machine.leader),
+    }
+    .map_err(MetadataError::Io)?;
+    let text =
+        identity::run_as(reader, || read_first(&root)).map_err(|error| match error.kind() {
+            io::ErrorKind::PermissionDenied => MetadataError::Denied,
+            io::ErrorKind::NotFound => MetadataError::NoOsRelease,
+            _ => MetadataError::Io(error),
+        })?;
     Ok(state_file::parse_pairs(&text)
         .into_iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect())
 }
 
-fn open_in_root(root: &OwnedFd, path: &str) -> io::Result<fs::File> {
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = openat2(root, path, flags, Mode::empty(), ResolveFlags::IN_ROOT)?;
-    Ok(fs::File::from(fd))
-}
-
-/// Reads the first of the candidate files that exists.
-fn read_first(candidates: [io::Result<fs::File>; 2]) -> Result<String, MetadataError> {
-    for candidate in candidates {
-        match candidate {
-            Ok(file) => {
-                let mut text = String::new();
-                file.take(1024 * 1024)
-                    .read_to_string(&mut text)
-                    .map_err(MetadataError::Io)?;
-                return Ok(text);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(MetadataError::Io(e)),
-        }
+/// Reads the first of the os-release files that exists.
+fn read_first(root: &Root) -> io::Result<String> {
+    match root.read_to_string(OS_RELEASE_PATHS[0]) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => root.read_to_string(OS_RELEASE_PATHS[1]),
+        other => other,
     }
-    Err(MetadataError::NoOsRelease)
 }

@@ -8,6 +8,9 @@
 //! * [`signal`]: signal names and numbers as systemd reads them.
 //! * [`socket`]: binding a listening AF_UNIX socket without ever stealing a live one.
 //! * [`namespace`]: user namespaces and their owners.
+//! * [`root`]: a machine's root directory, pinned through its leader, and paths resolved
+//!   strictly inside it.
+//! * [`identity`]: file work done with a caller's rights.
 //! * [`sys`]: the only module with `unsafe` code, wrapping the few system calls that neither
 //!   std nor rustix expose safely.
 //!
@@ -17,9 +20,11 @@
 #![deny(unsafe_code)]
 
 pub mod cgroup2;
+pub mod identity;
 pub mod namespace;
 pub mod proc;
 pub mod process;
+pub mod root;
 pub mod signal;
 pub mod socket;
 pub mod sys;

@@ -70,6 +70,39 @@ pub fn peer_credentials(socket: BorrowedFd<'_>) -> io::Result<(i32, u32, u32)> {
     Ok((cred.pid, cred.uid, cred.gid))
 }
 
+/// The supplementary groups of the peer of a connected AF_UNIX socket (`SO_PEERGROUPS`), as
+/// they were when it connected.
+///
+/// # Errors
+/// The kernel's error, e.g. `ENOTCONN`.
+pub fn peer_groups(socket: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: `groups` is valid for writes of `len` bytes; on ERANGE the kernel writes
+        // nothing but the size it needs into `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let count = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(count);
+            return Ok(groups);
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ERANGE) || count <= groups.len() {
+            return Err(error);
+        }
+        groups.resize(count, 0);
+    }
+}
+
 /// The pidfd of the peer of a connected AF_UNIX socket (`SO_PEERPIDFD`, Linux ≥ 6.5).
 ///
 /// # Errors

@@ -3,6 +3,7 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use berth_os::identity::Identity;
 use berth_os::sys;
 
 /// The credentials of a connected client, taken when the connection was accepted.
@@ -12,6 +13,8 @@ pub struct Peer {
     pub uid: u32,
     /// Effective GID of the client when it connected.
     pub gid: u32,
+    /// Supplementary groups of the client when it connected.
+    pub groups: Vec<u32>,
     /// PID of the client in our PID namespace (`None` when it is not visible from here).
     pub pid: Option<u32>,
     /// A pidfd of the client process (`SO_PEERPIDFD`), robust against PID reuse.
@@ -28,6 +31,7 @@ impl Peer {
         Ok(Self {
             uid,
             gid,
+            groups: sys::peer_groups(socket).unwrap_or_default(),
             pid: u32::try_from(pid).ok().filter(|&pid| pid > 0),
             pidfd: sys::peer_pidfd(socket).ok(),
         })
@@ -36,6 +40,15 @@ impl Peer {
     /// The client's pidfd, if the kernel gave one.
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Who the client is, for file work done with its rights.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
     }
 
     /// Whether the client runs as root or as the same user as this service: such clients may do

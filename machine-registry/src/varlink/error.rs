@@ -30,6 +30,7 @@ impl From<Error> for ErrorReply {
             Error::Metadata(MetadataError::NoOsRelease) => {
                 MachineError::NoOSReleaseInformation.into()
             }
+            Error::Metadata(MetadataError::Denied) => VarlinkError::PermissionDenied.into(),
             Error::Network(NetworkError::NoPrivateNetworking) => {
                 MachineError::NoPrivateNetworking.into()
             }

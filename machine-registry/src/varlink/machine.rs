@@ -203,8 +203,8 @@ impl MachineService {
         Ok(machine)
     }
 
-    /// The `List` reply, with the metadata asked for. Metadata is read only for callers who
-    /// could read it themselves: root, the machine's owner, and anyone for `.host`.
+    /// The `List` reply, with the metadata asked for. Metadata is read only for root, the
+    /// machine's owner, and anyone for `.host`, and then with the caller's own rights.
     async fn describe(
         &self,
         machine: &Arc<Machine>,
@@ -226,10 +226,11 @@ impl MachineService {
             };
         }
         info.addresses = keep(graceful, addresses(&self.registry, machine).await)?;
-        let reader = Arc::clone(machine);
-        let os_release = tokio::task::spawn_blocking(move || metadata::os_release(&reader))
-            .await
-            .map_err(|e| Error::System(std::io::Error::other(e)))?;
+        let (target, reader) = (Arc::clone(machine), peer.identity());
+        let os_release =
+            tokio::task::spawn_blocking(move || metadata::os_release(&target, &reader))
+                .await
+                .map_err(|e| Error::System(std::io::Error::other(e)))?;
         info.os_release = keep(graceful, os_release)?;
         info.uid_shift = keep(graceful, uid_shift(machine))?;
         Ok(info)
