@@ -316,3 +316,42 @@ fn oneway_calls_are_carried_out_without_a_reply() {
     let reply = client.method("io.systemd.Machine.List", json!({"name": "quiet"}));
     assert_eq!(reply["parameters"]["class"], "vm");
 }
+
+#[test]
+fn duplicate_keys_and_numbers_out_of_range_are_invalid_parameters_not_broken_connections() {
+    let registry = Registry::start();
+    let mut client = RawClient::connect(&registry.socket());
+    let cases: [(&[u8], &str); 5] = [
+        (
+            br#"{"method":"io.systemd.Machine.List","parameters":{"name":".host","name":"x"}}"#,
+            "name",
+        ),
+        (
+            br#"{"method":"io.systemd.Machine.List","method":"io.systemd.Machine.Kill"}"#,
+            "method",
+        ),
+        (
+            br#"{"method":"io.systemd.Machine.List","parameters":{"pid":{"pid":1e999999}}}"#,
+            "pid",
+        ),
+        (
+            br#"{"method":"io.systemd.Machine.Kill","parameters":{"name":".host","signal":-1e400}}"#,
+            "signal",
+        ),
+        (
+            br#"{"method":"io.systemd.Machine.List","parameters":{"pid":{"pid":1,"pid":2}}}"#,
+            "pid",
+        ),
+    ];
+    for (message, field) in cases {
+        client.send_raw(message);
+        assert_eq!(
+            client.recv(),
+            Some(invalid(field)),
+            "{}",
+            String::from_utf8_lossy(message)
+        );
+    }
+    let reply = client.method("io.systemd.Machine.List", json!({"name": ".host"}));
+    assert_eq!(reply["parameters"]["class"], "host");
+}

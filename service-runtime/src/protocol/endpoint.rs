@@ -141,7 +141,11 @@ impl Endpoint {
             mut parameters,
             more,
             oneway,
+            defect,
         } = incoming;
+        if let Some(field) = defect {
+            return Err(VarlinkError::invalid_parameter(field).into());
+        }
         let Some(spec) = self.interfaces.method(&method) else {
             return Err(VarlinkError::MethodNotFound { method }.into());
         };

@@ -1,6 +1,10 @@
 //! Decoding one incoming message into a method call, with sd-varlink's protocol rules.
 
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use super::json::{Fields, NotAnObject, strict_value};
 
 /// A method call as read off the wire, before validation against the IDL.
 #[derive(Debug, Clone, PartialEq)]
@@ -9,6 +13,9 @@ pub(crate) struct IncomingCall {
     pub(crate) parameters: Map<String, Value>,
     pub(crate) more: bool,
     pub(crate) oneway: bool,
+    /// A field that sd-json would not read (given twice, or holding a number out of range):
+    /// the call fails with `InvalidParameter` naming it.
+    pub(crate) defect: Option<String>,
 }
 
 /// Why a message is not a method call at all. The connection is closed, as sd-varlink does.
@@ -33,28 +40,28 @@ pub enum ProtocolViolation {
 
 /// Parses the bytes of one message (without its NUL terminator).
 pub(crate) fn parse_call(bytes: &[u8]) -> Result<IncomingCall, ProtocolViolation> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ProtocolViolation::Json(e.to_string()))?;
-    let Value::Object(object) = value else {
-        return Err(ProtocolViolation::NotAnObject);
-    };
+    let fields = Fields::parse(bytes).map_err(|error| match error {
+        NotAnObject::Syntax(error) => ProtocolViolation::Json(error),
+        NotAnObject::OtherValue => ProtocolViolation::NotAnObject,
+    })?;
     let mut call = IncomingCall {
         method: String::new(),
         parameters: Map::new(),
         more: false,
         oneway: false,
+        defect: fields.duplicate,
     };
     let mut method = None;
-    for (key, value) in object {
-        match (key.as_str(), value) {
-            ("method", Value::String(name)) => method = Some(name),
-            ("parameters", Value::Object(params)) => call.parameters = params,
-            ("parameters", Value::Null) => {}
-            ("more", Value::Bool(more)) => call.more = more,
-            ("oneway", Value::Bool(oneway)) => call.oneway = oneway,
+    for (key, raw) in fields.entries {
+        match key.as_str() {
+            "method" => method = Some(envelope_field::<String>(&key, raw)?),
+            "parameters" if raw.get() == "null" => {}
+            "parameters" => parameters(raw, &mut call)?,
+            "more" => call.more = envelope_field(&key, raw)?,
+            "oneway" => call.oneway = envelope_field(&key, raw)?,
             // Protocol upgrades are not offered; a client that does not ask for one is fine.
-            ("upgrade", Value::Bool(false)) => {}
-            (other, _) => return Err(ProtocolViolation::BadField(other.to_owned())),
+            "upgrade" if !envelope_field::<bool>(&key, raw)? => {}
+            _ => return Err(ProtocolViolation::BadField(key)),
         }
     }
     call.method = method.ok_or(ProtocolViolation::NoMethod)?;
@@ -62,6 +69,32 @@ pub(crate) fn parse_call(bytes: &[u8]) -> Result<IncomingCall, ProtocolViolation
         return Err(ProtocolViolation::MoreAndOneway);
     }
     Ok(call)
+}
+
+/// A field of the envelope as the type it must have.
+fn envelope_field<T: DeserializeOwned>(key: &str, raw: &RawValue) -> Result<T, ProtocolViolation> {
+    serde_json::from_str(raw.get()).map_err(|_| ProtocolViolation::BadField(key.to_owned()))
+}
+
+/// The parameters object, each field read on its own so that a defect names its field.
+fn parameters(raw: &RawValue, call: &mut IncomingCall) -> Result<(), ProtocolViolation> {
+    let fields = Fields::parse(raw.get().as_bytes())
+        .map_err(|_| ProtocolViolation::BadField("parameters".to_owned()))?;
+    let mut defect = fields.duplicate;
+    for (key, raw) in fields.entries {
+        match strict_value(raw) {
+            Ok(value) => {
+                call.parameters.insert(key, value);
+            }
+            Err(_) => {
+                defect.get_or_insert(key);
+            }
+        }
+    }
+    if call.defect.is_none() {
+        call.defect = defect;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -101,6 +134,32 @@ mod tests {
         assert_eq!(
             parse_call(br#"{"method":"a.b","more":true,"oneway":true}"#),
             Err(ProtocolViolation::MoreAndOneway)
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_and_numbers_out_of_range_name_their_field() {
+        let defect = |message: &[u8]| parse_call(message).unwrap().defect;
+        assert_eq!(defect(br#"{"method":"a.b","parameters":{"n":1}}"#), None);
+        assert_eq!(
+            defect(br#"{"method":"a.b","parameters":{"name":"x","name":"y"}}"#),
+            Some("name".into())
+        );
+        assert_eq!(
+            defect(br#"{"method":"a.b","method":"a.c"}"#),
+            Some("method".into())
+        );
+        assert_eq!(
+            defect(br#"{"method":"a.b","parameters":{"ok":1,"pid":1e999999}}"#),
+            Some("pid".into())
+        );
+        assert_eq!(
+            defect(br#"{"method":"a.b","parameters":{"pid":{"pid":-1e400}}}"#),
+            Some("pid".into())
+        );
+        assert_eq!(
+            defect(br#"{"method":"a.b","parameters":{"x":{"a":1,"a":2}}}"#),
+            Some("x".into())
         );
     }
 }

@@ -17,6 +17,7 @@ mod endpoint;
 mod envelope;
 mod frame;
 mod interfaces;
+mod json;
 mod validate;
 
 use std::sync::Arc;
