@@ -30,6 +30,9 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Run as this UID and GID (with `setpriv`) instead of as the test's user.
     pub run_as: Option<u32>,
+    /// Start it with this descriptor limit (soft and hard, with `prlimit`), which sets its
+    /// budget of connections (an eighth) and machines.
+    pub nofile: Option<u64>,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             args: Vec::new(),
             env: Vec::new(),
             run_as: None,
+            nofile: None,
         }
     }
 }
@@ -85,11 +89,21 @@ impl Registry {
 
     /// The command line this registry runs with.
     pub fn command(&self) -> Command {
-        let binary = crate::workspace_binary("berth-machine-registry");
+        let mut binary = crate::workspace_binary("berth-machine-registry").into_os_string();
+        let mut limited = Vec::new();
+        if let Some(limit) = self.options.nofile {
+            limited = vec![
+                format!("--nofile={limit}:{limit}").into(),
+                "--".into(),
+                binary,
+            ];
+            binary = "prlimit".into();
+        }
         let mut command = match self.options.run_as {
             Some(uid) => crate::users::as_user(uid, binary),
             None => Command::new(binary),
         };
+        command.args(limited);
         command.arg("--runtime-dir").arg(self.dir.path());
         command
             .arg("--terminate-timeout")

@@ -1,11 +1,9 @@
 //! How a server is set up, and what its connections share.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
+use super::admission::Admission;
 use crate::logging::LogControl;
 use crate::protocol::{Endpoint, ServerInfo};
 
@@ -19,9 +17,10 @@ pub struct ServerConfig {
     pub interfaces: Vec<&'static str>,
     /// Where `io.systemd.service.SetLogLevel` goes.
     pub log: Option<LogControl>,
-    /// Most connections served at once (sd-varlink: 4096).
+    /// Most connections served at once (sd-varlink: 4096); an eighth of them is kept for
+    /// root and the service's own user.
     pub max_connections: usize,
-    /// Most connections of one UID at once (sd-varlink: 1024).
+    /// Most connections of one unprivileged UID at once (sd-varlink: 1024).
     pub max_connections_per_uid: usize,
     /// How long shutdown waits for connections to finish their current call.
     pub shutdown_grace: Duration,
@@ -46,6 +45,5 @@ pub(crate) struct Shared<S> {
     pub(crate) service: S,
     pub(crate) config: ServerConfig,
     pub(crate) endpoint: Endpoint,
-    pub(crate) connections: Arc<Semaphore>,
-    pub(crate) per_uid: Mutex<HashMap<u32, usize>>,
+    pub(crate) admission: Arc<Admission>,
 }

@@ -17,6 +17,7 @@
 //! `berth_interfaces::methods`, dispatched with an exhaustive `match`); [`Server::new`]
 //! refuses to start when a served method has no handler.
 
+mod admission;
 mod builtin;
 mod config;
 mod connection;

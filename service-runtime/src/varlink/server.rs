@@ -1,15 +1,15 @@
 //! Accepting connections: limits, one task per connection, shutdown.
 
-use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_interfaces::Methods;
 use berth_interfaces::methods::ServiceMethod;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
+use super::admission::Admission;
 use super::config::{ServerConfig, Shared};
 use super::connection::serve_connection;
 use super::service::Service;
@@ -40,14 +40,16 @@ impl<S: Service> Server<S> {
         endpoint.check_handlers(|method| {
             ServiceMethod::from_qualified(method).is_some() || S::route(method).is_some()
         })?;
-        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let admission = Arc::new(Admission::new(
+            config.max_connections,
+            config.max_connections_per_uid,
+        ));
         Ok(Self {
             shared: Arc::new(Shared {
                 service,
                 config,
                 endpoint,
-                connections,
-                per_uid: Mutex::new(HashMap::new()),
+                admission,
             }),
         })
     }
@@ -77,7 +79,7 @@ impl<S: Service> Server<S> {
             let _ = task.await;
         }
         let all = u32::try_from(self.shared.config.max_connections).unwrap_or(u32::MAX);
-        let drained = self.shared.connections.acquire_many(all);
+        let drained = self.shared.admission.all().acquire_many(all);
         if tokio::time::timeout(self.shared.config.shutdown_grace, drained)
             .await
             .is_err()
@@ -108,8 +110,8 @@ async fn accept_loop<S: Service>(
     }
 }
 
-/// Starts serving a new connection, unless a limit is reached (then it is closed at once, as
-/// sd-varlink does).
+/// Starts serving a new connection, unless a limit is reached: then the client is told why
+/// (if its socket takes the error reply right away) and the connection is closed.
 fn admit<S: Service>(stream: UnixStream, shared: &Arc<Shared<S>>, stopped: &watch::Receiver<bool>) {
     let peer = match Peer::of_socket(stream.as_fd()) {
         Ok(peer) => Arc::new(peer),
@@ -118,61 +120,17 @@ fn admit<S: Service>(stream: UnixStream, shared: &Arc<Shared<S>>, stopped: &watc
             return;
         }
     };
-    let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
-        tracing::warn!(uid = peer.uid, "Too many connections, refusing a new one");
-        return;
-    };
-    let Some(uid_slot) = UidSlot::take(shared, peer.uid) else {
-        tracing::warn!(
-            uid = peer.uid,
-            "Too many connections of this user, refusing a new one"
-        );
-        return;
+    let ticket = match shared.admission.admit(&peer) {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            let _ = stream.try_write(&refusal.message());
+            return;
+        }
     };
     let stopped = stopped.clone();
+    let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        let shared = Arc::clone(&uid_slot.shared);
         serve_connection(stream, peer, shared, stopped).await;
-        drop((permit, uid_slot));
+        drop(ticket);
     });
-}
-
-/// One connection counted against its UID; released on drop.
-struct UidSlot<S> {
-    shared: Arc<Shared<S>>,
-    uid: u32,
-}
-
-impl<S> UidSlot<S> {
-    fn take(shared: &Arc<Shared<S>>, uid: u32) -> Option<Self> {
-        let mut per_uid = shared
-            .per_uid
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let count = per_uid.entry(uid).or_insert(0);
-        if *count >= shared.config.max_connections_per_uid {
-            return None;
-        }
-        *count += 1;
-        Some(Self {
-            shared: Arc::clone(shared),
-            uid,
-        })
-    }
-}
-
-impl<S> Drop for UidSlot<S> {
-    fn drop(&mut self) {
-        let mut per_uid = self
-            .shared
-            .per_uid
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = per_uid.get_mut(&self.uid) {
-            *count -= 1;
-            if *count == 0 {
-                per_uid.remove(&self.uid);
-            }
-        }
-    }
 }
