@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::Admission;
+use super::trim::Trimmer;
 use crate::logging::LogControl;
 use crate::protocol::{Endpoint, ServerInfo};
 
@@ -46,4 +47,5 @@ pub(crate) struct Shared<S> {
     pub(crate) config: ServerConfig,
     pub(crate) endpoint: Endpoint,
     pub(crate) admission: Arc<Admission>,
+    pub(crate) trimmer: Trimmer,
 }

@@ -6,18 +6,20 @@ use std::sync::Arc;
 
 use berth_interfaces::methods::ServiceMethod;
 use berth_interfaces::service::VarlinkError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::watch;
 
 use super::config::Shared;
+use super::output::Output;
 use super::service::Service;
 use super::{HandlerResult, Replier, builtin};
 use crate::peer::Peer;
 use crate::protocol::{Answer, Call, FrameBuffer, Received};
 
-const WRITE_BUFFER: usize = 64 * 1024;
+/// Messages this large leave memory behind that is worth giving back.
+const LARGE_MESSAGE: usize = 1024 * 1024;
 
 /// Serves one connection until the client hangs up, breaks the protocol, or the server stops.
 pub(crate) async fn serve_connection<S: Service>(
@@ -27,11 +29,16 @@ pub(crate) async fn serve_connection<S: Service>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut reader, write) = stream.into_split();
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
+    let mut writer = Output::new(write);
     let mut frames = FrameBuffer::new();
     loop {
         let received = match frames.next_frame() {
-            Ok(Some(frame)) => shared.endpoint.receive(frame, &peer),
+            Ok(Some(frame)) => {
+                if frame.len() >= LARGE_MESSAGE {
+                    shared.trimmer.request();
+                }
+                shared.endpoint.receive(frame, &peer)
+            }
             Ok(None) => {
                 let more = tokio::select! {
                     more = read_more(&mut reader, &mut frames) => more,
@@ -82,13 +89,10 @@ async fn read_more(reader: &mut OwnedReadHalf, frames: &mut FrameBuffer) -> io::
     Ok(reader.read_buf(frames.buffer()).await? > 0)
 }
 
-async fn write_answer(
-    writer: &mut BufWriter<impl AsyncWriteExt + Unpin>,
-    answer: &Answer,
-) -> io::Result<()> {
+async fn write_answer(writer: &mut Output, answer: &Answer) -> io::Result<()> {
     match answer.message() {
         Some(message) => {
-            writer.write_all(&message).await?;
+            writer.message(&message).await?;
             writer.flush().await
         }
         None => Ok(()),

@@ -21,9 +21,11 @@ mod admission;
 mod builtin;
 mod config;
 mod connection;
+mod output;
 mod reply;
 mod server;
 mod service;
+mod trim;
 
 pub use config::ServerConfig;
 pub use reply::{HandlerResult, Replier};

@@ -4,11 +4,12 @@ use std::io;
 
 use berth_interfaces::service::SystemError;
 use serde::Serialize;
-use tokio::io::{AsyncWriteExt, BufWriter, Interest};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::Interest;
+use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::watch;
 
-use crate::protocol::{ErrorReply, encode_parameters, push_error, push_reply};
+use super::output::Output;
+use crate::protocol::{ErrorReply, encode_parameters};
 
 /// The result of a method handler: replies were written through the [`Replier`], or the call
 /// failed with an error reply.
@@ -26,7 +27,7 @@ pub type HandlerResult = Result<(), ErrorReply>;
 /// sent nothing and succeeded answers `{}`. For `oneway` calls nothing is written.
 #[derive(Debug)]
 pub struct Replier<'c> {
-    writer: &'c mut BufWriter<OwnedWriteHalf>,
+    writer: &'c mut Output,
     reader: &'c OwnedReadHalf,
     shutdown: watch::Receiver<bool>,
     more: bool,
@@ -38,7 +39,7 @@ pub struct Replier<'c> {
 
 impl<'c> Replier<'c> {
     pub(crate) fn new(
-        writer: &'c mut BufWriter<OwnedWriteHalf>,
+        writer: &'c mut Output,
         reader: &'c OwnedReadHalf,
         shutdown: watch::Receiver<bool>,
         more: bool,
@@ -164,18 +165,14 @@ impl<'c> Replier<'c> {
         if self.oneway {
             return Ok(());
         }
-        let mut message = Vec::with_capacity(parameters.len() + 32);
-        push_reply(&mut message, parameters, continues);
-        self.writer.write_all(&message).await
+        self.writer.reply(parameters, continues).await
     }
 
     async fn write_error(&mut self, error: &ErrorReply) -> io::Result<()> {
         if self.oneway {
             return Ok(());
         }
-        let mut message = Vec::new();
-        push_error(&mut message, error);
-        self.writer.write_all(&message).await
+        self.writer.error(error).await
     }
 }
 

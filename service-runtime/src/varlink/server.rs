@@ -13,6 +13,7 @@ use super::admission::Admission;
 use super::config::{ServerConfig, Shared};
 use super::connection::serve_connection;
 use super::service::Service;
+use super::trim::Trimmer;
 use crate::peer::Peer;
 use crate::protocol::{Endpoint, ProtocolError};
 
@@ -50,6 +51,7 @@ impl<S: Service> Server<S> {
                 config,
                 endpoint,
                 admission,
+                trimmer: Trimmer::default(),
             }),
         })
     }
@@ -73,7 +75,10 @@ impl<S: Service> Server<S> {
                 ))
             })
             .collect();
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            () = self.shared.trimmer.run() => {}
+        }
         let _ = stop.send(true);
         for task in accepting {
             let _ = task.await;
@@ -130,7 +135,8 @@ fn admit<S: Service>(stream: UnixStream, shared: &Arc<Shared<S>>, stopped: &watc
     let stopped = stopped.clone();
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        serve_connection(stream, peer, shared, stopped).await;
+        serve_connection(stream, peer, Arc::clone(&shared), stopped).await;
         drop(ticket);
+        shared.trimmer.request();
     });
 }
