@@ -6,6 +6,8 @@ use super::MAX_MESSAGE_SIZE;
 
 /// The least spare room offered to each read.
 const READ_CHUNK: usize = 4096;
+/// The most room offered to one read (and zero-filled for it), whatever the capacity.
+const READ_MAX: usize = 64 * 1024;
 /// An idle buffer keeps at most this much memory.
 const IDLE_CAPACITY: usize = 16 * 1024;
 
@@ -45,7 +47,8 @@ impl FrameBuffer {
 
     /// Reads what `source` has without blocking (it must be non-blocking) and returns whether
     /// the connection is still open. Stops early once a message is too large to ever be
-    /// accepted, so [`FrameBuffer::next_frame`] reports it.
+    /// accepted, so [`FrameBuffer::next_frame`] reports it. Each read is offered at most
+    /// 64 KiB, so a buffer holds at most 16 MiB and one read.
     ///
     /// # Errors
     /// The read failed (other than `WouldBlock` or `Interrupted`).
@@ -56,7 +59,8 @@ impl FrameBuffer {
             }
             let buffer = self.buffer();
             let filled = buffer.len();
-            buffer.resize(buffer.capacity(), 0);
+            let room = (buffer.capacity() - filled).min(READ_MAX);
+            buffer.resize(filled + room, 0);
             let read = source.read(&mut buffer[filled..]);
             buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
             match read {
@@ -72,12 +76,16 @@ impl FrameBuffer {
     /// The next complete message (without its NUL), if one has arrived.
     ///
     /// # Errors
-    /// [`TooLarge`] when more than [`MAX_MESSAGE_SIZE`] bytes came without a terminator.
+    /// [`TooLarge`] when the next message has more than [`MAX_MESSAGE_SIZE`] bytes, whether its
+    /// terminator came or not.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, TooLarge> {
         let from = self.scanned.max(self.start);
         match memchr_nul(&self.data[from..]) {
             Some(offset) => {
                 let (begin, end) = (self.start, from + offset);
+                if end - begin > MAX_MESSAGE_SIZE {
+                    return Err(TooLarge);
+                }
                 self.start = end + 1;
                 self.scanned = self.start;
                 Ok(Some(&self.data[begin..end]))
@@ -170,6 +178,48 @@ mod tests {
             frames.next_frame().unwrap().map(<[u8]>::len),
             Some(MAX_MESSAGE_SIZE)
         );
+    }
+
+    /// Found by fuzzing (`frame`): a message past the limit whose terminator came in the same
+    /// read as its last bytes was handed out.
+    #[test]
+    fn fuzz_a_message_past_the_limit_is_refused_even_when_terminated() {
+        let mut frames = FrameBuffer::new();
+        push(&mut frames, &vec![b'x'; MAX_MESSAGE_SIZE - 1]);
+        assert_eq!(frames.next_frame(), Ok(None));
+        push(&mut frames, b"xx\0{}\0");
+        assert_eq!(frames.next_frame(), Err(TooLarge));
+    }
+
+    /// Found by fuzzing (`frame`): each read was offered (and zero-filled) all the spare
+    /// capacity, up to another 16 MiB, so a message read in small pieces cost time quadratic
+    /// in its size and a buffer could hold twice the limit.
+    #[test]
+    fn fuzz_a_read_is_offered_at_most_64_kib() {
+        struct Trickle {
+            left: usize,
+            most_offered: usize,
+        }
+        impl Read for Trickle {
+            fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+                self.most_offered = self.most_offered.max(buffer.len());
+                let n = buffer.len().min(self.left).min(4096);
+                if n == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                buffer[..n].fill(b'x');
+                self.left -= n;
+                Ok(n)
+            }
+        }
+        let mut source = Trickle {
+            left: 4 * 1024 * 1024,
+            most_offered: 0,
+        };
+        let mut frames = FrameBuffer::new();
+        assert!(frames.read_from(&mut source).unwrap());
+        assert_eq!(source.left, 0);
+        assert!(source.most_offered <= READ_MAX, "{}", source.most_offered);
     }
 
     #[test]
