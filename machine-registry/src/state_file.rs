@@ -111,6 +111,8 @@ pub fn parse_pairs(text: &str) -> Vec<(String, String)> {
 fn parse_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
     let mut value = String::new();
     let mut quote = None;
+    // The length of `value` without its trailing unquoted, unescaped whitespace.
+    let mut kept = 0;
     while let Some(c) = chars.next() {
         match (quote, c) {
             (None, '\n') => break,
@@ -121,16 +123,23 @@ fn parse_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> String {
                     && escaped != '\n'
                 {
                     value.push(escaped);
+                    kept = value.len();
                 }
             }
-            (_, c) => value.push(c),
+            (None, c) if is_blank(c) => value.push(c),
+            (_, c) => {
+                value.push(c);
+                kept = value.len();
+            }
         }
     }
-    if quote.is_none() {
-        let trimmed = value.trim_end().len();
-        value.truncate(trimmed);
-    }
+    value.truncate(kept);
     value
+}
+
+/// What systemd trims around unquoted values (its `WHITESPACE`; a newline ends the line).
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r')
 }
 
 /// Writes `contents` to `dir/name` atomically (temporary file, then rename), mode 0644.
@@ -194,6 +203,22 @@ mod tests {
         assert_eq!(parsed["SCOPE"], "machine-test1.scope");
         assert_eq!(parsed["NETIF"], " 5 7");
         assert_eq!(parsed["REALTIME"], "1700000000000000");
+    }
+
+    /// Found by fuzzing (`state_file`): a quoted value lost its trailing whitespace, and an
+    /// unquoted one its trailing Unicode whitespace (such as U+00A0), so a machine's
+    /// `SERVICE` or `ROOT` came back changed after a restart.
+    #[test]
+    fn fuzz_trailing_whitespace_survives_a_round_trip() {
+        for value in ["a ", "a b\n", "\t", "/srv/x\u{a0}", "x\u{2028}"] {
+            let text = format(&[("SERVICE", Some(value.into()))]);
+            assert_eq!(parse(&text)["SERVICE"], value, "{text:?}");
+        }
+        let parsed = parse("A=x  \nB=\"y \"  \nC=z\\ \nD=\"w\n");
+        assert_eq!(
+            (&*parsed["A"], &*parsed["B"], &*parsed["C"], &*parsed["D"]),
+            ("x", "y ", "z ", "w\n")
+        );
     }
 
     #[test]
