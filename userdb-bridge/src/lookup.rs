@@ -213,6 +213,16 @@ mod tests {
         assert_eq!(user(None, None), Err(Error::EnumerationNotSupported));
     }
 
+    /// Found by fuzzing (`userdb`): host UID 131072 + 65535 of a container mapping 0…65535
+    /// was answered as `vu-foo-65535`, a name that does not look up (65535 is no valid UID,
+    /// so no name spells it); now neither the ID nor the name is a user.
+    #[test]
+    fn fuzz_an_id_whose_name_does_not_look_up_is_no_user() {
+        assert_eq!(user(Some(131072 + 65535), None), Err(Error::NoRecordFound));
+        assert_eq!(user(None, Some("vu-foo-65535")), Err(Error::NoRecordFound));
+        assert_eq!(user(Some(131072 + 65534), None).unwrap().name, "vu-foo-65534");
+    }
+
     #[test]
     fn only_possible_queries_wait_for_the_registry() {
         let query = |id, name| Query {

@@ -47,10 +47,12 @@ pub fn is_relaxed_valid(name: &str) -> bool {
         && name != ".."
 }
 
-/// The synthesized name of ID `id` of machine `machine`, if it is a strictly valid name.
+/// The synthesized name of ID `id` of machine `machine`, if the ID is valid (see
+/// [`is_valid_id`]: no name spells an invalid one, so it would not look up) and the name is
+/// strictly valid.
 pub fn synthesize(kind: Kind, machine: &str, id: u32) -> Option<String> {
     let name = format!("{}{machine}-{id}", kind.prefix());
-    is_strictly_valid(&name).then_some(name)
+    (is_valid_id(id) && is_strictly_valid(&name)).then_some(name)
 }
 
 /// Splits a synthesized name into machine name and ID: it must be strictly valid, carry the
@@ -139,6 +141,7 @@ mod tests {
             Some("vg-foo-1")
         );
         assert_eq!(synthesize(Kind::User, "a.b", 0), None);
+        assert_eq!(synthesize(Kind::User, "foo", 65535), None);
         assert_eq!(synthesize(Kind::User, &"x".repeat(30), 0), None);
     }
 }
