@@ -281,9 +281,13 @@ async fn receive(
 }
 
 /// Where a dump stands after a datagram.
-enum Dump {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dump {
+    /// More is to come.
     Running,
+    /// The dump's `NLMSG_DONE` came.
     Complete,
+    /// The kernel interrupted the dump or failed it: dump again.
     Interrupted,
 }
 
@@ -296,33 +300,38 @@ struct Entry {
 
 /// The addresses of a namespace, by (interface, address).
 #[derive(Debug, Default)]
-struct AddressSet {
+pub struct AddressSet {
     entries: HashMap<(u32, IpAddr), Entry>,
 }
 
 impl AddressSet {
-    /// Applies every message of a datagram; reports on the dump `sequence`.
-    fn apply_datagram(&mut self, mut bytes: &[u8], sequence: u32) -> Dump {
+    /// Applies every message of a datagram received on a route netlink socket; reports on
+    /// the dump `sequence`.
+    pub fn apply_datagram(&mut self, mut bytes: &[u8], sequence: u32) -> Dump {
         let mut dump = Dump::Running;
-        while !bytes.is_empty() {
-            let Ok(message) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) else {
-                break;
-            };
-            let length = (message.header.length as usize).max(16);
-            let ours = message.header.sequence_number == sequence;
-            match message.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) => {
-                    self.apply(&m, true)
+        while let Some(length) = message_length(bytes) {
+            // A message that does not parse is skipped, not the rest of the datagram (its end
+            // of dump among them).
+            if let Ok(message) =
+                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes[..length])
+            {
+                let ours = message.header.sequence_number == sequence;
+                match message.payload {
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) => {
+                        self.apply(&m, true)
+                    }
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) => {
+                        self.apply(&m, false)
+                    }
+                    NetlinkPayload::Done(_)
+                        if ours && message.header.flags & NLM_F_DUMP_INTR != 0 =>
+                    {
+                        return Dump::Interrupted;
+                    }
+                    NetlinkPayload::Done(_) if ours => dump = Dump::Complete,
+                    NetlinkPayload::Error(_) if ours => return Dump::Interrupted,
+                    _ => {}
                 }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) => {
-                    self.apply(&m, false)
-                }
-                NetlinkPayload::Done(_) if ours && message.header.flags & NLM_F_DUMP_INTR != 0 => {
-                    return Dump::Interrupted;
-                }
-                NetlinkPayload::Done(_) if ours => dump = Dump::Complete,
-                NetlinkPayload::Error(_) if ours => return Dump::Interrupted,
-                _ => {}
             }
             bytes = bytes.get(length.next_multiple_of(4)..).unwrap_or_default();
         }
@@ -347,7 +356,7 @@ impl AddressSet {
 
     /// machined's order: IPv4 first, then scope, interface index, address bytes; without
     /// deprecated, tentative, host- and nowhere-scope addresses.
-    fn sorted(&self) -> Vec<Address> {
+    pub fn sorted(&self) -> Vec<Address> {
         let mut usable: Vec<_> = self
             .entries
             .iter()
@@ -365,6 +374,12 @@ impl AddressSet {
             })
             .collect()
     }
+}
+
+/// The length of the netlink message `bytes` begin with, from its header, if it is whole.
+fn message_length(bytes: &[u8]) -> Option<usize> {
+    let length = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    (16..=bytes.len()).contains(&length).then_some(length)
 }
 
 /// `IFA_LOCAL` if present (the local end of a point-to-point link), else `IFA_ADDRESS`.
@@ -425,6 +440,46 @@ mod tests {
         m.header.flags = flags;
         m.attributes.push(AddressAttribute::Address(address));
         m
+    }
+
+    fn datagram(messages: Vec<NetlinkPayload<RouteNetlinkMessage>>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for payload in messages {
+            let mut header = NetlinkHeader::default();
+            header.sequence_number = 1;
+            let mut message = NetlinkMessage::new(header, payload);
+            message.finalize();
+            let at = bytes.len();
+            bytes.resize(at + message.buffer_len(), 0);
+            message.serialize(&mut bytes[at..]);
+        }
+        bytes
+    }
+
+    /// Found by fuzzing (`netlink`): a message that did not parse dropped the rest of its
+    /// datagram, so a dump whose end came after one never completed (and lookups timed out).
+    #[test]
+    fn fuzz_a_message_that_does_not_parse_is_skipped_alone() {
+        let address = message(
+            2,
+            Ipv4Addr::new(198, 51, 100, 7).into(),
+            AddressScope::Universe,
+            AddressHeaderFlags::empty(),
+        );
+        let new = NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(address));
+        let done = NetlinkPayload::Done(Default::default());
+        // An RTM_NEWADDR without its ifaddrmsg.
+        let mut bytes = vec![16, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        bytes.extend(datagram(vec![new, done]));
+        let mut set = AddressSet::default();
+        assert_eq!(set.apply_datagram(&bytes, 1), Dump::Complete);
+        assert_eq!(set.sorted().len(), 1);
+        // A length past the datagram's end ends it.
+        bytes[0] = 200;
+        assert_eq!(
+            AddressSet::default().apply_datagram(&bytes, 1),
+            Dump::Running
+        );
     }
 
     #[test]
