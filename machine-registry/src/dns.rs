@@ -1,7 +1,9 @@
 //! Address resource records in DNS wire format, as the resolve hook hands them to
 //! systemd-resolved.
 
-use berth_interfaces::resolve::{CLASS_IN, TYPE_A, TYPE_AAAA};
+use base64::Engine;
+use berth_interfaces::machine::Address;
+use berth_interfaces::resolve::{Answer, CLASS_IN, ResourceKey, ResourceRecord, TYPE_A, TYPE_AAAA};
 
 /// Longest encoded domain name.
 const NAME_MAX: usize = 255;
@@ -25,6 +27,28 @@ pub fn address_record(name: &str, address: &[u8]) -> Option<Vec<u8>> {
     wire.extend_from_slice(&(address.len() as u16).to_be_bytes());
     wire.extend_from_slice(address);
     Some(wire)
+}
+
+/// The answer record of the resolve hook for `name` at `address`: the record for humans and its
+/// wire form (Base64); `None` where [`address_record`] has none.
+pub fn answer(name: &str, address: &Address) -> Option<Answer> {
+    let raw = address_record(name, &address.address)?;
+    let rr_type = if address.address.len() == 4 {
+        TYPE_A
+    } else {
+        TYPE_AAAA
+    };
+    Some(Answer {
+        rr: Some(ResourceRecord {
+            key: ResourceKey {
+                class: Some(CLASS_IN),
+                rr_type,
+                name: name.to_owned(),
+            },
+            address: Some(address.address.clone()),
+        }),
+        raw: base64::engine::general_purpose::STANDARD.encode(raw),
+    })
 }
 
 fn encode_name(name: &str) -> Option<Vec<u8>> {

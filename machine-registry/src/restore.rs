@@ -81,7 +81,100 @@ fn restore_one(registry: &Arc<Registry>, dir: &Path, file: &str) -> Result<(), S
         .map_err(|e| e.to_string())
 }
 
+/// Turns a state file into a machine: the fields first ([`saved_machine`]), then the processes
+/// pinned again and the leader's user namespace read.
 fn machine_from_state(file: &str, entries: &HashMap<String, String>) -> Result<Machine, String> {
+    let saved = saved_machine(file, entries)?;
+    let leader = pin(&saved.leader).ok_or("its leader is gone")?;
+    let userns = match saved.class {
+        MachineClass::Container => {
+            UserNamespace::of_process(leader.pid()).map_err(|e| e.to_string())?
+        }
+        _ => UserNamespace::Host,
+    };
+    Ok(Machine {
+        name: saved.name,
+        instance: 0,
+        id: saved.id,
+        class: saved.class,
+        service: saved.service,
+        root_directory: saved.root_directory,
+        unit: saved.unit,
+        subgroup: saved.subgroup,
+        cgroup: None,
+        leader,
+        supervisor: saved.supervisor.as_ref().and_then(pin),
+        timestamp: saved.timestamp,
+        netif: saved.netif,
+        vsock_cid: saved.vsock_cid,
+        ssh_address: saved.ssh_address,
+        ssh_private_key_path: saved.ssh_private_key_path,
+        control_address: saved.control_address,
+        userns,
+        network: Default::default(),
+        uid: saved.uid,
+        stopping: saved.stopping,
+    })
+}
+
+/// What a state file says about a machine, checked but not yet tied to live processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedMachine {
+    /// `NAME`, the same as the file's name.
+    pub name: String,
+    /// `ID`, 32 lowercase hex digits.
+    pub id: Option<String>,
+    /// `CLASS`: `container` or `vm`.
+    pub class: MachineClass,
+    /// `SERVICE`.
+    pub service: Option<String>,
+    /// `ROOT`.
+    pub root_directory: Option<String>,
+    /// `SCOPE`.
+    pub unit: Option<String>,
+    /// `SUBGROUP`.
+    pub subgroup: Option<String>,
+    /// `LEADER` and `LEADER_PIDFDID`.
+    pub leader: SavedProcess,
+    /// `SUPERVISOR` and `SUPERVISOR_PIDFDID`.
+    pub supervisor: Option<SavedProcess>,
+    /// `REALTIME` and `MONOTONIC`.
+    pub timestamp: Timestamp,
+    /// `NETIF`.
+    pub netif: Vec<i32>,
+    /// `VSOCK_CID`.
+    pub vsock_cid: Option<u32>,
+    /// `SSH_ADDRESS`.
+    pub ssh_address: Option<String>,
+    /// `SSH_PRIVATE_KEY_PATH`.
+    pub ssh_private_key_path: Option<String>,
+    /// `CONTROL_ADDRESS`.
+    pub control_address: Option<String>,
+    /// `UID`.
+    pub uid: u32,
+    /// `STOPPING`.
+    pub stopping: bool,
+}
+
+/// A saved process: its PID and, when known, the pidfd ID that tells a recycled PID apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedProcess {
+    /// The PID (above 1).
+    pub pid: u32,
+    /// The pidfs inode of its pidfd.
+    pub pidfd_id: Option<u64>,
+}
+
+/// Reads the fields of the state file `file` (parsed into `entries`). Unknown keys and values
+/// that do not parse are ignored (a field left out), as machined does.
+///
+/// # Errors
+/// Why the file cannot be a machine: its `NAME` is not the file's name, it has no valid
+/// `CLASS`, or no valid `LEADER`.
+pub fn saved_machine(
+    file: &str,
+    entries: &HashMap<String, String>,
+) -> Result<SavedMachine, String> {
     let get = |key: &str| entries.get(key).filter(|v| !v.is_empty()).cloned();
     if get("NAME").as_deref() != Some(file) {
         return Err("its NAME does not match the file name".into());
@@ -91,26 +184,18 @@ fn machine_from_state(file: &str, entries: &HashMap<String, String>) -> Result<M
         Some("vm") => MachineClass::Vm,
         _ => return Err("it has no valid CLASS".into()),
     };
-    let leader = pin(get("LEADER"), get("LEADER_PIDFDID")).ok_or("its leader is gone")?;
+    let leader = saved_process(get("LEADER"), get("LEADER_PIDFDID")).ok_or("its leader is gone")?;
     let parse = |key: &str| get(key).and_then(|v| v.parse::<u64>().ok());
-    let userns = match class {
-        MachineClass::Container => {
-            UserNamespace::of_process(leader.pid()).map_err(|e| e.to_string())?
-        }
-        _ => UserNamespace::Host,
-    };
-    Ok(Machine {
+    Ok(SavedMachine {
         name: file.to_owned(),
-        instance: 0,
         id: get("ID").and_then(|id| names::parse_id128(&id).ok().flatten()),
         class,
         service: get("SERVICE"),
         root_directory: get("ROOT"),
         unit: get("SCOPE"),
         subgroup: get("SUBGROUP"),
-        cgroup: None,
         leader,
-        supervisor: pin(get("SUPERVISOR"), get("SUPERVISOR_PIDFDID")),
+        supervisor: saved_process(get("SUPERVISOR"), get("SUPERVISOR_PIDFDID")),
         timestamp: Timestamp {
             realtime: parse("REALTIME"),
             monotonic: parse("MONOTONIC"),
@@ -128,8 +213,6 @@ fn machine_from_state(file: &str, entries: &HashMap<String, String>) -> Result<M
         ssh_address: get("SSH_ADDRESS"),
         ssh_private_key_path: get("SSH_PRIVATE_KEY_PATH"),
         control_address: get("CONTROL_ADDRESS"),
-        userns,
-        network: Default::default(),
         uid: parse("UID")
             .and_then(|u| u32::try_from(u).ok())
             .unwrap_or(0),
@@ -137,15 +220,81 @@ fn machine_from_state(file: &str, entries: &HashMap<String, String>) -> Result<M
     })
 }
 
+/// A saved PID (above 1) and its pidfd ID, if it has one that parses.
+fn saved_process(pid: Option<String>, pidfd_id: Option<String>) -> Option<SavedProcess> {
+    Some(SavedProcess {
+        pid: pid?.parse::<u32>().ok().filter(|&pid| pid > 1)?,
+        pidfd_id: pidfd_id.and_then(|id| id.parse::<u64>().ok()),
+    })
+}
+
 /// Pins a saved process again; `None` if it is gone or its PID was recycled (the pidfd ID
 /// differs from the saved one).
-fn pin(pid: Option<String>, pidfd_id: Option<String>) -> Option<ProcessRef> {
-    let pid = pid?.parse::<u32>().ok().filter(|&pid| pid > 1)?;
-    let process = ProcessRef::open(pid).ok()?;
-    let saved_id = pidfd_id.and_then(|id| id.parse::<u64>().ok());
-    let same = match (saved_id, process.id()) {
+fn pin(saved: &SavedProcess) -> Option<ProcessRef> {
+    let process = ProcessRef::open(saved.pid).ok()?;
+    let same = match (saved.pidfd_id, process.id()) {
         (Some(saved), Some(now)) => saved == now,
         _ => true,
     };
     (same && process.is_alive()).then_some(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAVED: &str = "# This is private data. Do not parse.\nNAME=demo\nUID=1000\n\
+                         SCOPE=machine-demo.scope\nSERVICE=\"nspawn x\"\nID=0123456789ABCDEF0123456789abcdef\n\
+                         LEADER=4242\nLEADER_PIDFDID=77\nSUPERVISOR=1\nCLASS=container\n\
+                         REALTIME=1700000000000000\nNETIF=\" 5 x 7\"\nVSOCK_CID=2\nSTOPPING=1\n";
+
+    #[test]
+    fn state_files_read_back_into_their_fields() {
+        let saved = saved_machine("demo", &state_file::parse(SAVED)).unwrap();
+        assert_eq!(
+            saved,
+            SavedMachine {
+                name: "demo".into(),
+                id: Some("0123456789abcdef0123456789abcdef".into()),
+                class: MachineClass::Container,
+                service: Some("nspawn x".into()),
+                root_directory: None,
+                unit: Some("machine-demo.scope".into()),
+                subgroup: None,
+                leader: SavedProcess {
+                    pid: 4242,
+                    pidfd_id: Some(77),
+                },
+                supervisor: None,
+                timestamp: Timestamp {
+                    realtime: Some(1_700_000_000_000_000),
+                    monotonic: None,
+                },
+                netif: vec![5, 7],
+                vsock_cid: None,
+                ssh_address: None,
+                ssh_private_key_path: None,
+                control_address: None,
+                uid: 1000,
+                stopping: true,
+            }
+        );
+    }
+
+    #[test]
+    fn files_that_are_no_machine_say_why() {
+        let without = |key: &str| {
+            let text: String = SAVED
+                .lines()
+                .filter(|line| !line.starts_with(key))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            saved_machine("demo", &state_file::parse(&text)).unwrap_err()
+        };
+        assert_eq!(without("NAME="), "its NAME does not match the file name");
+        assert_eq!(without("CLASS="), "it has no valid CLASS");
+        assert_eq!(without("LEADER="), "its leader is gone");
+        let entries = state_file::parse(SAVED);
+        assert!(saved_machine("other", &entries).is_err());
+    }
 }

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use berth_interfaces::Methods;
-use berth_interfaces::machine::{Address, MachineClass};
+use berth_interfaces::machine::MachineClass;
 use berth_interfaces::methods::HookMethod;
 use berth_interfaces::resolve::{
     Answer, CLASS_IN, QueryFilterReply, RCODE_NXDOMAIN, RCODE_SUCCESS, ResolveRecordReply,
-    ResolveRecordRequest, ResourceKey, ResourceRecord, TYPE_A, TYPE_AAAA,
+    ResolveRecordRequest, ResourceKey, TYPE_A, TYPE_AAAA,
 };
 use berth_interfaces::service::SystemError;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
@@ -174,26 +173,6 @@ async fn records(
     Ok(addresses
         .iter()
         .filter(|a| a.family == family)
-        .filter_map(|a| answer(&machine.name, a))
+        .filter_map(|a| dns::answer(&machine.name, a))
         .collect())
-}
-
-fn answer(name: &str, address: &Address) -> Option<Answer> {
-    let raw = dns::address_record(name, &address.address)?;
-    let rr_type = if address.address.len() == 4 {
-        TYPE_A
-    } else {
-        TYPE_AAAA
-    };
-    Some(Answer {
-        rr: Some(ResourceRecord {
-            key: ResourceKey {
-                class: Some(CLASS_IN),
-                rr_type,
-                name: name.to_owned(),
-            },
-            address: Some(address.address.clone()),
-        }),
-        raw: base64::engine::general_purpose::STANDARD.encode(raw),
-    })
 }
