@@ -27,6 +27,8 @@
 #   * /opt/varlink-py: python venv with PyPI `varlink` (server library + CLI:
 #       /opt/varlink-py/bin/python -m varlink.cli ...)
 #   * ~/.cargo/bin/varlink: crates.io `varlink-cli` (Rust CLI)
+#   * ~/.cargo/bin/cargo-nextest, ~/.cargo/bin/cargo-fuzz and the nightly toolchain (the fuzz
+#     targets of fuzz/, run by scripts/fuzz)
 #
 # Adapted from the team kit's tools/real-clients-setup.sh; Berth's tests need all of it.
 set -euo pipefail
@@ -133,5 +135,11 @@ varlink --version
 # ---------------------------------------------------------------------------
 log "6. cargo-nextest (the test runner)"
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+
+# ---------------------------------------------------------------------------
+log "7. cargo-fuzz and the nightly toolchain (scripts/fuzz; only fuzz/ builds with nightly)"
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+cargo +nightly fuzz --version
 
 log "done"
