@@ -270,13 +270,18 @@ pub fn remove_cgroup_tree(path: &Path) {
     });
 }
 
-/// A fresh runtime directory on tmpfs, like `/run` (state files are fsynced, which a disk
-/// turns into milliseconds that `/run` never costs).
+/// A fresh runtime directory on tmpfs, like `/run`.
 pub fn runtime_tempdir() -> TempDir {
+    tmpfs_tempdir("berth-test-")
+}
+
+/// A fresh directory named `PREFIX…` on tmpfs (`/dev/shm`) if there is one, else in the
+/// temporary directory.
+pub fn tmpfs_tempdir(prefix: &str) -> TempDir {
     let shm = Path::new("/dev/shm");
     let builder = {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("berth-test-");
+        builder.prefix(prefix);
         builder
     };
     let dir = if shm.is_dir() {
@@ -284,5 +289,5 @@ pub fn runtime_tempdir() -> TempDir {
     } else {
         builder.tempdir()
     };
-    dir.expect("a runtime directory")
+    dir.expect("a directory on tmpfs")
 }
