@@ -356,8 +356,13 @@ impl Registry {
         )?;
         if let (true, Some(unit)) = (unit_link, &machine.unit) {
             let link = dir.join(format!("unit:{unit}"));
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&machine.name, &link)?;
+            if let Err(error) = std::os::unix::fs::symlink(&machine.name, &link) {
+                if error.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(error);
+                }
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&machine.name, &link)?;
+            }
         }
         Ok(())
     }
@@ -518,6 +523,10 @@ fn release_cgroup(machine: &Machine, removal: Removal) {
     let Some(cgroup) = machine.cgroup.clone() else {
         return;
     };
+    if removal == Removal::Unregistered && !cgroup.is_owned() {
+        // An adopted cgroup stays to its maker, and nothing in it is killed.
+        return;
+    }
     let name = machine.name.clone();
     tokio::spawn(async move {
         let result = match removal {
