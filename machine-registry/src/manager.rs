@@ -2,11 +2,12 @@
 //!
 //! All state sits behind one mutex held only for short, non-blocking sections (index updates
 //! and the state file write on tmpfs), never across an `.await`. Lookups by name, by leader PID
-//! and by cgroup are hash lookups. Each machine's leader pidfd is watched by a task that removes
-//! the machine the moment the leader exits.
+//! and by cgroup are hash lookups. Every leader's pidfd is watched in one epoll instance
+//! ([`LeaderWatch`]), which removes a machine the moment its leader exits.
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -19,11 +20,12 @@ use crate::cgroup::CgroupRoot;
 use crate::hosts::{self, HostTable, Observed};
 use crate::idmap::UserNamespace;
 use crate::index::Index;
+use crate::lifecycle::{self, LeaderWatch, Registrations};
 use crate::machine::Machine;
 use crate::names::{self, HOST_MACHINE};
 use crate::network::{self, NetworkError};
 use crate::process::{self, ProcessRef};
-use crate::{lifecycle, state_file};
+use crate::state_file;
 
 /// Events a slow subscriber may fall behind by before it is cut off (and resynchronizes).
 const EVENT_BACKLOG: usize = 4096;
@@ -86,6 +88,9 @@ pub enum RegistryError {
     /// No cgroup could be made for the machine.
     #[error("Cannot create a cgroup for the machine")]
     Cgroup(#[source] io::Error),
+    /// The leader cannot be watched.
+    #[error("Cannot watch the machine's leader")]
+    Watch(#[source] io::Error),
     /// The state file could not be written.
     #[error("Cannot save the machine's state")]
     Persist(#[source] io::Error),
@@ -115,7 +120,14 @@ pub enum CgroupPlan {
 #[derive(Debug, Default)]
 struct State {
     index: Index,
-    watchers: HashMap<u64, Vec<AbortHandle>>,
+    /// Every registration (by instance): its name and the tasks watching it.
+    registrations: HashMap<u64, Registration>,
+}
+
+#[derive(Debug)]
+struct Registration {
+    name: String,
+    watchers: Vec<AbortHandle>,
 }
 
 /// The machine registry.
@@ -125,6 +137,7 @@ pub struct Registry {
     boot_id: String,
     host: Option<Arc<Machine>>,
     host_table: Option<Arc<HostTable>>,
+    leaders: LeaderWatch,
     state: Mutex<State>,
     events: broadcast::Sender<RegistryEvent>,
     next_instance: AtomicU64,
@@ -134,7 +147,10 @@ impl Registry {
     /// An empty registry.
     ///
     /// # Errors
-    /// The boot ID or (system scope) PID 1 cannot be read.
+    /// The boot ID or (system scope) PID 1 cannot be read, or leaders cannot be watched.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
     pub fn new(config: RegistryConfig) -> io::Result<Arc<Self>> {
         state_file_dir(&config.state_dir)?;
         let host = config
@@ -147,15 +163,23 @@ impl Registry {
         if let (Some(table), Some(host)) = (&host_table, &host) {
             table.put(&host.name, &hosts::entry(host, Observed::Unknown));
         }
-        Ok(Arc::new(Self {
+        let registry = Arc::new(Self {
             config,
             boot_id: process::boot_id()?,
             host,
             host_table,
+            leaders: LeaderWatch::new()?,
             state: Mutex::new(State::default()),
             events,
             next_instance: AtomicU64::new(1),
-        }))
+        });
+        let weak = Arc::downgrade(&registry);
+        registry.leaders.report_to(move |instance| {
+            if let Some(registry) = weak.upgrade() {
+                registry.leader_exited(instance);
+            }
+        });
+        Ok(registry)
     }
 
     /// The configuration.
@@ -293,11 +317,11 @@ impl Registry {
                 .unit
                 .as_ref()
                 .is_some_and(|unit| !state.index.has_unit(unit));
-        if let Err(e) = self.save(&machine, unit_link) {
+        if let Err(error) = self.persist(&machine, unit_link) {
             if *cgroup == CgroupPlan::Allocate {
                 release_cgroup(&machine, Removal::Ended);
             }
-            return Err(RegistryError::Persist(e));
+            return Err(error);
         }
         state.index.insert(&machine, unit_link);
         if let Some(table) = &self.host_table {
@@ -306,6 +330,18 @@ impl Registry {
         self.watch(&mut state, &machine);
         let _ = self.events.send(RegistryEvent::Added(Arc::clone(&machine)));
         Ok(machine)
+    }
+
+    /// Watches the leader and saves the state file; undoes the first if the second fails.
+    fn persist(&self, machine: &Machine, unit_link: bool) -> Result<(), RegistryError> {
+        let leader = machine.leader.fd().as_fd();
+        self.leaders
+            .add(leader, machine.instance)
+            .map_err(RegistryError::Watch)?;
+        self.save(machine, unit_link).map_err(|error| {
+            self.leaders.remove(leader);
+            RegistryError::Persist(error)
+        })
     }
 
     fn check_room(
@@ -367,15 +403,28 @@ impl Registry {
         Ok(())
     }
 
+    /// Records the registration, with the tasks watching its controller and user namespace
+    /// (if any; its leader is in the leader watch already).
     fn watch(self: &Arc<Self>, state: &mut State, machine: &Arc<Machine>) {
-        let leader = lifecycle::watch_leader(Arc::clone(self), Arc::clone(machine));
         let controller = lifecycle::watch_controller(Arc::clone(self), Arc::clone(machine));
         let userns = lifecycle::watch_userns(Arc::clone(self), Arc::clone(machine));
-        let watchers = std::iter::once(leader)
-            .chain(controller)
-            .chain(userns)
-            .collect();
-        state.watchers.insert(machine.instance, watchers);
+        let registration = Registration {
+            name: machine.name.clone(),
+            watchers: controller.into_iter().chain(userns).collect(),
+        };
+        state.registrations.insert(machine.instance, registration);
+    }
+
+    /// The leader of registration `instance` exited: the machine ends.
+    fn leader_exited(&self, instance: u64) {
+        let name = self
+            .lock()
+            .registrations
+            .get(&instance)
+            .map(|r| r.name.clone());
+        if let Some(name) = name {
+            self.remove(&name, Some(instance), Removal::Ended);
+        }
     }
 
     /// Removes the machine `name` (only the registration `instance`, if given): drops it from
@@ -394,7 +443,9 @@ impl Registry {
         if let Some(unit) = state.index.remove(&machine) {
             let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
         }
-        for watcher in state.watchers.remove(&machine.instance).unwrap_or_default() {
+        self.leaders.remove(machine.leader.fd().as_fd());
+        let registration = state.registrations.remove(&machine.instance);
+        for watcher in registration.into_iter().flat_map(|r| r.watchers) {
             watcher.abort();
         }
         self.forget(&machine);
@@ -454,6 +505,20 @@ impl Registry {
             .events
             .send(RegistryEvent::Changed(Arc::clone(&updated)));
         Some(updated)
+    }
+}
+
+impl Registrations for Registry {
+    fn is_current(&self, name: &str, instance: u64) -> bool {
+        let state = self.lock();
+        state
+            .index
+            .get(name)
+            .is_some_and(|m| m.instance == instance)
+    }
+
+    fn record_userns(&self, name: &str, instance: u64, userns: UserNamespace) {
+        self.set_userns(name, instance, userns);
     }
 }
 

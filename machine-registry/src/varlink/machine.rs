@@ -105,7 +105,8 @@ impl MachineService {
             .registry
             .mark_stopping(&machine.name)
             .unwrap_or(machine);
-        lifecycle::terminate(&self.registry, &machine).await?;
+        let timeout = self.registry.config().terminate_timeout;
+        lifecycle::terminate(&self.registry, &machine, timeout).await?;
         Ok(())
     }
 
