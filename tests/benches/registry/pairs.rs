@@ -32,6 +32,8 @@ const CONNECTIONS: [usize; 2] = [1, 8];
 const PAIRS_PER_ROUND: usize = 1000;
 /// Alternating rounds per service and connection count.
 const ROUNDS: usize = 4;
+/// `GetInfo` calls timed for the round-trip floor.
+const FLOOR_CALLS: usize = 2000;
 /// Pairs made under `strace -c`.
 const TRACED_PAIRS: usize = 500;
 
@@ -112,6 +114,7 @@ pub fn run() {
         });
     }
     let load_before = load_average();
+    let floors: Vec<Duration> = targets.iter().map(round_trip_floor).collect();
     let figures = measure(&targets, &pids);
     let load_after = load_average();
     let syscalls: Vec<Option<f64>> = targets
@@ -119,6 +122,13 @@ pub fn run() {
         .map(|t| syscalls_per_pair(t, &pids))
         .collect();
     print_table(&targets, &figures, &syscalls);
+    for (target, floor) in targets.iter().zip(floors) {
+        println!(
+            "floor, {}: a GetInfo round trip on one connection takes {:.1} µs (median of {FLOOR_CALLS}); a pair is two round trips",
+            target.name,
+            micros(floor)
+        );
+    }
     println!("load average before: {load_before}, after: {load_after}");
 }
 
@@ -141,6 +151,20 @@ fn measure(targets: &[Target], leaders: &[u32]) -> Vec<Vec<Figures>> {
         }
     }
     figures
+}
+
+/// The median time of a call that does next to nothing, with the same client.
+fn round_trip_floor(target: &Target) -> Duration {
+    let mut client = Client::connect(&target.socket);
+    let call = r#"{"method":"org.varlink.service.GetInfo","parameters":{}}"#;
+    let times: Vec<Duration> = (0..FLOOR_CALLS)
+        .map(|_| {
+            let started = Instant::now();
+            client.call(call).expect("GetInfo");
+            started.elapsed()
+        })
+        .collect();
+    percentile(&times, 0.5)
 }
 
 /// `pairs` Register+Unregister pairs on each of `connections` connections at once.
