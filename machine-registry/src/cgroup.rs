@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use berth_service_runtime::sys;
 use tokio::io::Interest;
 
-use crate::process::ProcessRef;
+use crate::process::{self, ProcessRef};
 
 /// Where machine cgroups are created.
 #[derive(Debug, Clone)]
@@ -138,7 +138,7 @@ impl MachineCgroup {
     /// # Errors
     /// The cgroup is gone.
     pub fn pids(&self) -> io::Result<Vec<u32>> {
-        Ok(fs::read_to_string(self.path.join("cgroup.procs"))?
+        Ok(process::read_small(self.path.join("cgroup.procs"))?
             .lines()
             .filter_map(|line| line.parse().ok())
             .collect())

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use berth_interfaces::machine::ProcessId;
@@ -153,11 +154,36 @@ fn parse_stat_ppid(stat: &str) -> Option<u32> {
 
 /// The cgroup2 path of `pid` (the `0::` line of `/proc/PID/cgroup`).
 pub fn cgroup_path(pid: u32) -> Option<String> {
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let cgroups = read_small(format!("/proc/{pid}/cgroup")).ok()?;
     cgroups
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
         .map(str::to_owned)
+}
+
+/// Reads a small file of `/proc` or of the cgroup file system whole. Their sizes read as 0, so
+/// `fs::read_to_string` would ask for the size and then read a few bytes at a time; this reads
+/// into one page-sized buffer: open, read, read (the end), close.
+///
+/// # Errors
+/// The file cannot be opened or read, or is not UTF-8.
+pub fn read_small(path: impl AsRef<Path>) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut text = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        if len == text.len() {
+            text.resize(2 * len, 0);
+        }
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(read) => len += read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    text.truncate(len);
+    String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Whether `process` belongs to `uid`: its real UID is `uid`, or it lives in a user namespace
@@ -232,6 +258,16 @@ mod tests {
         assert_eq!(parse_stat_ppid("12 (a) b) c) S 7 12 12"), Some(7));
         assert_eq!(parse_stat_ppid("12 (sh) S 1 12"), Some(1));
         assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn small_files_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(10_000);
+        std::fs::write(dir.path().join("long"), &long).unwrap();
+        assert_eq!(read_small(dir.path().join("long")).unwrap(), long);
+        let status = read_small("/proc/self/status").unwrap();
+        assert!(status.starts_with("Name:") && status.ends_with('\n'));
     }
 
     #[test]
