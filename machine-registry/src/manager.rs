@@ -281,9 +281,7 @@ impl Registry {
         new: NewMachine,
         privileged: bool,
     ) -> Result<Arc<Machine>, RegistryError> {
-        let machine = self.insert(new.machine, &new.cgroup, privileged)?;
-        tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
-        Ok(machine)
+        self.insert(new.machine, &new.cgroup, privileged)
     }
 
     /// Puts a machine read back from its state file into the registry (at startup).
@@ -422,8 +420,9 @@ impl Registry {
             .registrations
             .get(&instance)
             .map(|r| r.name.clone());
-        if let Some(name) = name {
-            self.remove(&name, Some(instance), Removal::Ended);
+        let removal = Removal::Ended;
+        if let Some(machine) = name.and_then(|name| self.remove(&name, Some(instance), removal)) {
+            tracing::info!(machine = %machine.name, ?removal, "Machine gone");
         }
     }
 
@@ -457,7 +456,6 @@ impl Registry {
             .send(RegistryEvent::Removed(Arc::clone(&machine)));
         drop(state);
         release_cgroup(&machine, removal);
-        tracing::info!(machine = %machine.name, ?removal, "Machine gone");
         Some(machine)
     }
 

@@ -46,8 +46,8 @@ impl Service for MachineService {
             };
         }
         let result = match call.member() {
-            "Register" => self.register(&call),
-            "Unregister" => self.unregister(&call),
+            "Register" => self.register(&call, replier).await,
+            "Unregister" => self.unregister(&call, replier).await,
             "Terminate" => self.terminate(&call).await,
             "Kill" => self.kill(&call).await,
             "List" => return self.list(&call, replier).await,
@@ -71,7 +71,9 @@ impl Service for MachineService {
 }
 
 impl MachineService {
-    fn register(&self, call: &Call) -> Result<(), Error> {
+    /// Answers once the machine is indexed, saved and in the host table (all that a caller
+    /// can observe), and logs it after.
+    async fn register(&self, call: &Call, replier: &mut Replier<'_>) -> Result<(), Error> {
         let request: RegisterRequest = decode(call)?;
         let new = register::prepare(
             request,
@@ -79,16 +81,27 @@ impl MachineService {
             &call.peer,
             self.registry.boot_id(),
         )?;
-        self.registry.add(new, call.peer.is_privileged())?;
+        let machine = self.registry.add(new, call.peer.is_privileged())?;
+        answer(replier).await;
+        tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
         Ok(())
     }
 
-    fn unregister(&self, call: &Call) -> Result<(), Error> {
+    /// Answers once the machine is out of the index, its state file and the host table; logs
+    /// it and closes its pidfds (with the last reference) after.
+    async fn unregister(&self, call: &Call, replier: &mut Replier<'_>) -> Result<(), Error> {
         let lookup: MachineLookup = decode(call)?;
         let machine = self.manageable(&lookup, &call.peer)?;
-        if machine.class != MachineClass::Host {
-            self.registry
-                .remove(&machine.name, Some(machine.instance), Removal::Unregistered);
+        if machine.class == MachineClass::Host {
+            return Ok(());
+        }
+        let removal = Removal::Unregistered;
+        let removed = self
+            .registry
+            .remove(&machine.name, Some(machine.instance), removal);
+        answer(replier).await;
+        if let Some(machine) = removed {
+            tracing::info!(machine = %machine.name, ?removal, "Machine gone");
         }
         Ok(())
     }
@@ -219,6 +232,12 @@ impl MachineService {
         info.uid_shift = keep(graceful, uid_shift(machine))?;
         Ok(info)
     }
+}
+
+/// The empty reply of a method without output, sent before the rest of the handler's work.
+async fn answer(replier: &mut Replier<'_>) {
+    // A failed write marks the connection broken: it is closed once the handler returns.
+    let _ = replier.reply(&serde_json::Map::new()).await;
 }
 
 /// A metadata value, or — when graceful — nothing instead of the error.
