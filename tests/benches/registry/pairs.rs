@@ -1,18 +1,18 @@
 //! Register+Unregister pairs: Berth's registry and the real systemd-machined 257, driven in the
-//! same run by the same neutral client (blocking, NUL-framed Varlink over a `UnixStream`, the
-//! messages formatted once per call), with the same leaders (`sleep`s, each in a
-//! `machine-pairN.scope` cgroup of the benchmark's own slice, since machined 257 without
-//! systemd PID 1 refuses leaders outside a unit), both with their state on tmpfs.
+//! same run by the same neutral client (blocking, NUL-framed Varlink over a `UnixStream`, one
+//! call at a time, waiting for each reply with `poll` as sd-varlink's clients do), with the same
+//! leaders (`sleep`s, each in a `machine-pairN.scope` cgroup of the benchmark's own slice, since
+//! machined 257 without systemd PID 1 refuses leaders outside a unit), both with their state on
+//! tmpfs.
 //!
-//! Each connection registers `pairN-K` led by a leader of its own, then unregisters it, in a
-//! loop; every pair of a round has a leader of its own (machined frees an unregistered
-//! machine only in a garbage collection it defers until it is idle, and until then refuses
-//! the machine's leader and unit to a new one with `errno` 17, so reusing a leader at once
-//! would measure that race, not registration);
-//! one connection, then eight at once (a thread each). Rounds alternate between the two
-//! services so both see the same load from the rest of the machine. With `strace` installed,
-//! a last short run under `strace -c -f` counts each service's system calls per pair
-//! (machined's D-Bus daemon, which it signals on every change, is not counted).
+//! Each connection registers `pairN-K`, then unregisters it, in a loop: one connection, then
+//! eight at once (a thread each). Every pair of a round has a leader of its own: machined frees
+//! an unregistered machine only in a garbage collection it defers until it is idle, and until
+//! then refuses the machine's leader and unit to a new one (`errno` 17), so reusing a leader at
+//! once would measure that race, not registration. Rounds alternate between the two services so
+//! both see the same load from the rest of the machine. With `strace` installed, a last short
+//! run under `strace -c -f` counts each service's system calls per pair (machined's D-Bus
+//! daemon, which it signals on every change, is not counted).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -25,6 +25,7 @@ use berth_tests::daemon::{Options, Registry};
 use berth_tests::machined257::{self, Machined257, ScopeSlice};
 use berth_tests::process::Proc;
 use berth_tests::wait;
+use rustix::event::{PollFd, PollFlags};
 
 /// The numbers of concurrent connections measured.
 const CONNECTIONS: [usize; 2] = [1, 8];
@@ -259,6 +260,9 @@ impl Client {
         frame.push(0);
         self.reader.get_mut().write_all(&frame).expect("send");
         self.reply.clear();
+        if self.reader.buffer().is_empty() {
+            wait_readable(self.reader.get_ref());
+        }
         let read = self.reader.read_until(0, &mut self.reply).expect("reply");
         assert!(read > 0, "{message}: the service hung up");
         let reply = String::from_utf8_lossy(&self.reply);
@@ -267,6 +271,20 @@ impl Client {
             false => Ok(()),
         }
     }
+}
+
+/// Waits until a reply can be read, as sd-varlink's clients do (`ppoll` for `POLLIN`, then
+/// `read`). A client blocked in `read` itself would also be woken, for nothing, whenever the
+/// service reads the client's own message (the kernel wakes the socket's waiters when its send
+/// buffer empties, and a reader's wait does not filter by event).
+fn wait_readable(stream: &UnixStream) {
+    let mut fds = [PollFd::new(stream, PollFlags::IN)];
+    let timeout = rustix::time::Timespec {
+        tv_sec: 10,
+        tv_nsec: 0,
+    };
+    let ready = rustix::event::poll(&mut fds, Some(&timeout)).expect("poll");
+    assert!(ready > 0, "no reply within 10 s");
 }
 
 /// The service's system calls per pair, from `strace -c -f` over a short run on one
