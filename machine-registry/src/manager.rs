@@ -298,16 +298,15 @@ impl Registry {
         cgroup: &CgroupPlan,
         privileged: bool,
     ) -> Result<Arc<Machine>, RegistryError> {
+        // Whether a cgroup can be adopted depends on the cgroup alone: asked before locking.
+        if let (CgroupPlan::Adopt(name), Some(root)) = (cgroup, &self.config.cgroup_root) {
+            machine.cgroup = root.adopt(name, machine.leader.pid());
+        }
         let mut state = self.lock();
         self.check_room(&state, &machine, privileged)?;
         machine.instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
-        match cgroup {
-            CgroupPlan::None => {}
-            CgroupPlan::Allocate => self.allocate_cgroup(&mut machine)?,
-            CgroupPlan::Adopt(name) => {
-                let root = self.config.cgroup_root.as_ref();
-                machine.cgroup = root.and_then(|root| root.adopt(name, machine.leader.pid()));
-            }
+        if *cgroup == CgroupPlan::Allocate {
+            self.allocate_cgroup(&mut machine)?;
         }
         let machine = Arc::new(machine);
         let unit_link = machine.owns_unit()
