@@ -25,18 +25,8 @@ use berth_service_runtime::activation::create_dir_all_with_mode;
 use berth_service_runtime::sys::{self, OfdLock};
 
 use crate::machine::Machine;
+use crate::network::Observed;
 use crate::state_file;
-
-/// What is known of a container's addresses.
-#[derive(Debug, Clone, Copy)]
-pub enum Observed<'a> {
-    /// Nothing yet, or no longer (the watch failed).
-    Unknown,
-    /// Its network namespace has these addresses.
-    Addresses(&'a [Address]),
-    /// It shares the registry's network namespace.
-    Shared,
-}
 
 /// The `ResolveHost` reply for `machine`: addresses for a container only.
 pub fn reply(machine: &Machine, addresses: Option<Vec<Address>>) -> ResolveHostReply {

@@ -17,13 +17,13 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use crate::cgroup::CgroupRoot;
-use crate::hosts::{self, HostTable, Observed};
+use crate::hosts::{self, HostTable};
 use crate::idmap::UserNamespace;
 use crate::index::Index;
 use crate::lifecycle::{self, LeaderWatch, Registrations};
 use crate::machine::Machine;
 use crate::names::{self, HOST_MACHINE};
-use crate::network::{self, NetworkError};
+use crate::network::{self, NetworkError, Observed};
 use crate::process::{self, ProcessRef};
 use crate::state_file;
 
@@ -538,7 +538,8 @@ impl Registry {
                 }
             })
         };
-        network::addresses(machine, publisher).await
+        let (cell, leader) = (&machine.network, &machine.leader);
+        network::addresses(cell, leader, machine.class, publisher).await
     }
 
     /// Puts what is known of the addresses of registration `instance` of `name` into the host
