@@ -30,6 +30,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Run as this UID and GID (with `setpriv`) instead of as the test's user.
     pub run_as: Option<u32>,
+    /// Start it with this umask (through `sh`; not with `run_as`).
+    pub umask: Option<u32>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             args: Vec::new(),
             env: Vec::new(),
             run_as: None,
+            umask: None,
         }
     }
 }
@@ -86,9 +89,15 @@ impl Registry {
     /// The command line this registry runs with.
     pub fn command(&self) -> Command {
         let binary = crate::workspace_binary("berth-machine-registry");
-        let mut command = match self.options.run_as {
-            Some(uid) => crate::users::as_user(uid, binary),
-            None => Command::new(binary),
+        let mut command = match (self.options.run_as, self.options.umask) {
+            (Some(uid), _) => crate::users::as_user(uid, binary),
+            (None, Some(umask)) => {
+                let mut shell = Command::new("sh");
+                let script = format!("umask {umask:03o} && exec \"$0\" \"$@\"");
+                shell.arg("-c").arg(script).arg(binary);
+                shell
+            }
+            (None, None) => Command::new(binary),
         };
         command.arg("--runtime-dir").arg(self.dir.path());
         command
