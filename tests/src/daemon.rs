@@ -1,5 +1,6 @@
 //! The registry under test: its own runtime directory and cgroup, its own process group.
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ pub struct Options {
     /// Start it with this descriptor limit (soft and hard, with `prlimit`), which sets its
     /// budget of connections (an eighth) and machines.
     pub nofile: Option<u64>,
+    /// Start it with this umask (through `sh`).
+    pub umask: Option<u32>,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             env: Vec::new(),
             run_as: None,
             nofile: None,
+            umask: None,
         }
     }
 }
@@ -89,21 +93,25 @@ impl Registry {
 
     /// The command line this registry runs with.
     pub fn command(&self) -> Command {
-        let mut binary = crate::workspace_binary("berth-machine-registry").into_os_string();
-        let mut limited = Vec::new();
+        let mut argv: Vec<OsString> =
+            vec![crate::workspace_binary("berth-machine-registry").into_os_string()];
         if let Some(limit) = self.options.nofile {
-            limited = vec![
+            let prlimit = [
+                "prlimit".into(),
                 format!("--nofile={limit}:{limit}").into(),
                 "--".into(),
-                binary,
             ];
-            binary = "prlimit".into();
+            argv.splice(0..0, prlimit);
+        }
+        if let Some(umask) = self.options.umask {
+            let script = format!("umask {umask:03o} && exec \"$0\" \"$@\"");
+            argv.splice(0..0, ["sh".into(), "-c".into(), script.into()]);
         }
         let mut command = match self.options.run_as {
-            Some(uid) => crate::users::as_user(uid, binary),
-            None => Command::new(binary),
+            Some(uid) => crate::users::as_user(uid, &argv[0]),
+            None => Command::new(&argv[0]),
         };
-        command.args(limited);
+        command.args(&argv[1..]);
         command.arg("--runtime-dir").arg(self.dir.path());
         command
             .arg("--terminate-timeout")
@@ -284,13 +292,18 @@ pub fn remove_cgroup_tree(path: &Path) {
     });
 }
 
-/// A fresh runtime directory on tmpfs, like `/run` (state files are fsynced, which a disk
-/// turns into milliseconds that `/run` never costs).
+/// A fresh runtime directory on tmpfs, like `/run`.
 pub fn runtime_tempdir() -> TempDir {
+    tmpfs_tempdir("berth-test-")
+}
+
+/// A fresh directory named `PREFIX…` on tmpfs (`/dev/shm`) if there is one, else in the
+/// temporary directory.
+pub fn tmpfs_tempdir(prefix: &str) -> TempDir {
     let shm = Path::new("/dev/shm");
     let builder = {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("berth-test-");
+        builder.prefix(prefix);
         builder
     };
     let dir = if shm.is_dir() {
@@ -298,5 +311,5 @@ pub fn runtime_tempdir() -> TempDir {
     } else {
         builder.tempdir()
     };
-    dir.expect("a runtime directory")
+    dir.expect("a directory on tmpfs")
 }

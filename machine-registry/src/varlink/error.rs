@@ -50,7 +50,9 @@ fn registry_error(error: RegistryError) -> ErrorReply {
         RegistryError::Cgroup(error) if no_writable_cgroup(&error) => {
             MachineError::NotSupported.into()
         }
-        RegistryError::Cgroup(error) | RegistryError::Persist(error) => system(&error),
+        RegistryError::Cgroup(error)
+        | RegistryError::Watch(error)
+        | RegistryError::Persist(error) => system(&error),
     }
 }
 
