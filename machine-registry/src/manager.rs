@@ -95,6 +95,9 @@ pub enum RegistryError {
     /// The state file could not be written.
     #[error("Cannot save the machine's state")]
     Persist(#[source] io::Error),
+    /// The leader had exited (a zombie) or exited while the machine was being added.
+    #[error("The machine's leader has exited")]
+    LeaderExited,
 }
 
 /// A machine to add; the registry fills in its instance, unit and cgroup.
@@ -315,7 +318,16 @@ impl Registry {
                 .unit
                 .as_ref()
                 .is_some_and(|unit| !state.index.has_unit(unit));
-        if let Err(error) = self.persist(&machine, unit_link) {
+        let persisted = self.persist(&machine, unit_link).and_then(|()| {
+            // The watch is armed: a leader gone from here on ends the machine as usual. One that
+            // is gone already (a zombie) must not be answered with success.
+            if machine.leader.is_alive() {
+                return Ok(());
+            }
+            self.unpersist(&machine, unit_link);
+            Err(RegistryError::LeaderExited)
+        });
+        if let Err(error) = persisted {
             if *cgroup == CgroupPlan::Allocate {
                 release_cgroup(&machine, Removal::Ended);
             }
@@ -340,6 +352,15 @@ impl Registry {
             self.leaders.remove(leader);
             RegistryError::Persist(error)
         })
+    }
+
+    /// Undoes [`Registry::persist`].
+    fn unpersist(&self, machine: &Machine, unit_link: bool) {
+        self.leaders.remove(machine.leader.fd().as_fd());
+        self.forget(machine);
+        if let (true, Some(unit)) = (unit_link, &machine.unit) {
+            let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
+        }
     }
 
     fn check_room(
@@ -388,15 +409,12 @@ impl Registry {
             &machine.name,
             &state_file::format(&machine.state_entries()),
         )?;
-        if let (true, Some(unit)) = (unit_link, &machine.unit) {
-            let link = dir.join(format!("unit:{unit}"));
-            if let Err(error) = std::os::unix::fs::symlink(&machine.name, &link) {
-                if error.kind() != io::ErrorKind::AlreadyExists {
-                    return Err(error);
-                }
-                let _ = std::fs::remove_file(&link);
-                std::os::unix::fs::symlink(&machine.name, &link)?;
-            }
+        if let (true, Some(unit)) = (unit_link, &machine.unit)
+            && let Err(error) = link_unit(dir, unit, &machine.name)
+        {
+            // No machine half saved: the state file goes with the failed link.
+            let _ = state_file::remove(dir, &machine.name);
+            return Err(error);
         }
         Ok(())
     }
@@ -580,6 +598,19 @@ fn open_host_table(dir: &std::path::Path) -> Option<Arc<HostTable>> {
 
 fn state_file_dir(dir: &std::path::Path) -> io::Result<()> {
     berth_os::socket::create_dir_all_with_mode(dir, 0o755)
+}
+
+/// Points `dir/unit:UNIT` at the state file `name` (machined's index of machines by unit),
+/// replacing a stale link.
+fn link_unit(dir: &std::path::Path, unit: &str, name: &str) -> io::Result<()> {
+    let link = dir.join(format!("unit:{unit}"));
+    match std::os::unix::fs::symlink(name, &link) {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(name, &link)
+        }
+        other => other,
+    }
 }
 
 /// After a machine left: its own cgroup goes, killed first if the machine ended.

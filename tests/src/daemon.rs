@@ -36,6 +36,9 @@ pub struct Options {
     pub nofile: Option<u64>,
     /// Start it with this umask (through `sh`).
     pub umask: Option<u32>,
+    /// Start it in a mount namespace of its own where its state directory is a tmpfs of this
+    /// size (`mount -o size=`), to fill it; see [`Registry::state_dir_seen_by_it`].
+    pub state_tmpfs: Option<String>,
 }
 
 impl Default for Options {
@@ -49,6 +52,7 @@ impl Default for Options {
             run_as: None,
             nofile: None,
             umask: None,
+            state_tmpfs: None,
         }
     }
 }
@@ -107,6 +111,17 @@ impl Registry {
             let script = format!("umask {umask:03o} && exec \"$0\" \"$@\"");
             argv.splice(0..0, ["sh".into(), "-c".into(), script.into()]);
         }
+        if let Some(size) = &self.options.state_tmpfs {
+            let script = format!(
+                "mkdir -p \"$0\" && mount -t tmpfs -o size={size},mode=0755 tmpfs \"$0\" && exec \"$@\""
+            );
+            let private = ["unshare", "--mount", "--propagation", "private", "sh", "-c"];
+            let wrapper = private
+                .into_iter()
+                .map(OsString::from)
+                .chain([script.into(), self.state_dir().into_os_string()]);
+            argv.splice(0..0, wrapper);
+        }
         let mut command = match self.options.run_as {
             Some(uid) => crate::users::as_user(uid, &argv[0]),
             None => Command::new(&argv[0]),
@@ -154,6 +169,14 @@ impl Registry {
     /// The state file directory.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("systemd/machines")
+    }
+
+    /// The state file directory as the registry sees it (through its root directory, which is
+    /// in its own mount namespace when it was started with a state tmpfs).
+    pub fn state_dir_seen_by_it(&self) -> PathBuf {
+        let path = self.state_dir();
+        let relative = path.strip_prefix("/").unwrap_or(&path);
+        Path::new(&format!("/proc/{}/root", self.pid())).join(relative)
     }
 
     /// The host table's directory, beside the socket.

@@ -80,7 +80,12 @@ impl Service for MachineService {
             | MachineMethod::OpenRootDirectory => Err(Error::NotSupported),
         };
         if let Err(error) = &result {
-            tracing::debug!(method = call.method(), uid = call.peer.uid, %error, "Call failed");
+            let error_chain = berth_service_runtime::error_chain(error);
+            if error.is_internal() {
+                tracing::warn!(method = call.method(), uid = call.peer.uid, error = %error_chain, "Call failed");
+            } else {
+                tracing::debug!(method = call.method(), uid = call.peer.uid, error = %error_chain, "Call failed");
+            }
         }
         Ok(result?)
     }
