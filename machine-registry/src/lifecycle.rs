@@ -127,10 +127,11 @@ fn exited_tokens(epoll: BorrowedFd<'_>, tokens: &mut Vec<u64>) -> io::Result<()>
     Ok(())
 }
 
-/// For a machine with a controller (`controlAddress`): when its supervisor dies while the
-/// leader still runs, nobody controls the machine any more, so it is killed (what is left of
-/// its cgroup, else its process tree). Machines without a controller keep running: their
-/// "supervisor" may just be the short-lived tool that registered them.
+/// For a machine whose supervisor serves its `controlAddress` (a real supervisor, such as
+/// `supervise` or the VMM that registered it): when the supervisor dies while the leader still
+/// runs, nobody controls the machine any more, so it is killed (what is left of its cgroup,
+/// else its process tree). Other machines keep running: their "supervisor" may just be the
+/// short-lived tool that registered them, whatever control socket it named.
 pub fn watch_controller<R: Registrations>(
     registry: Arc<R>,
     machine: Arc<Machine>,
@@ -138,6 +139,11 @@ pub fn watch_controller<R: Registrations>(
     machine.control_address.as_ref()?;
     let pidfd = Arc::clone(machine.supervisor.as_ref()?.fd());
     let task = tokio::spawn(async move {
+        let served = tokio::time::timeout(CONTROLLER_CHECK, control::connect(&machine)).await;
+        if !matches!(served, Ok(Ok(_))) {
+            tracing::debug!(machine = %machine.name, "The supervisor does not serve the control address: the machine outlives it");
+            return;
+        }
         if let Ok(watch) = sys::async_shared_fd(pidfd, Interest::READABLE) {
             let _ = watch.readable().await;
         }
@@ -183,6 +189,8 @@ pub fn watch_userns<R: Registrations>(
     Some(task.abort_handle())
 }
 
+/// How long the check that a supervisor serves its control address may take.
+const CONTROLLER_CHECK: Duration = Duration::from_secs(5);
 /// Pauses between the first readings of a pending user namespace's maps (a minute in all)...
 const USERNS_RECHECKS: [Duration; 8] = [
     Duration::from_millis(10),
