@@ -30,7 +30,7 @@ pub fn prepare(
     for key in order.keys() {
         fields.check(key, &request, boot_id)?;
     }
-    let caller = pin_caller(peer);
+    let caller = peer.process().cloned();
     let (leader, supervisor) = match fields.leader {
         Some(leader) => {
             let supervisor = caller.filter(|c| !c.same_process(&leader));
@@ -84,12 +84,6 @@ pub fn prepare(
         stopping: false,
     };
     Ok(NewMachine { machine, cgroup })
-}
-
-/// The calling process, pinned: by the PID its credentials name, checked against the ID of the
-/// pidfd the kernel gave for it (no `/proc` read), else through that pidfd's fdinfo.
-fn pin_caller(peer: &Peer) -> Option<ProcessRef> {
-    ProcessRef::from_peer(peer.pidfd()?, peer.pid).ok()
 }
 
 /// A container's user namespace; VMs have none that matters.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
@@ -129,7 +129,10 @@ impl ProcessRef {
 
 /// The pidfs inode of `pidfd`; `None` on kernels without pidfs, where all pidfds share one.
 pub fn pidfd_id(pidfd: impl AsFd) -> Option<u64> {
-    let on_pidfs = rustix::fs::fstatfs(pidfd.as_fd()).is_ok_and(|s| s.f_type == PIDFS_MAGIC);
+    // Whether pidfds live on pidfs is the kernel's, the same for every pidfd: asked once.
+    static ON_PIDFS: OnceLock<bool> = OnceLock::new();
+    let on_pidfs = *ON_PIDFS
+        .get_or_init(|| rustix::fs::fstatfs(pidfd.as_fd()).is_ok_and(|s| s.f_type == PIDFS_MAGIC));
     on_pidfs.then(|| sys::inode_of(pidfd).ok()).flatten()
 }
 
