@@ -87,7 +87,7 @@ impl CgroupRoot {
             name: name.to_owned(),
             owned: false,
         };
-        (cgroup.cgroup.pids().ok()? == [leader]).then_some(cgroup)
+        (cgroup.cgroup.procs().ok()? == [leader]).then_some(cgroup)
     }
 
     fn relative(&self, path: &Path) -> String {

@@ -19,21 +19,33 @@ use crate::machine::Machine;
 /// How long a controller may take to answer.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connects to the machine's controller, if its supervisor serves it: then the supervisor is
+/// a real one (`supervise`, or whatever VMM or container manager runs the machine and
+/// registered it), not a tool that registered the machine on somebody's behalf.
+///
+/// # Errors
+/// `ENOENT` when the machine has no controller, `EPERM` when the socket is not served by the
+/// machine's supervisor, or the connection's error.
+pub async fn connect(machine: &Machine) -> io::Result<tokio::net::UnixStream> {
+    let (Some(address), Some(supervisor)) = (&machine.control_address, &machine.supervisor) else {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    let stream = tokio::net::UnixStream::connect(address).await?;
+    let server = ProcessRef::from_pidfd(sys::peer_pidfd(stream.as_fd())?)?;
+    if !server.same_process(supervisor) {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(stream)
+}
+
 /// Calls `method` on the machine's controller.
 ///
 /// # Errors
 /// `ENOENT` when the machine has no controller, `EPERM` when the socket is not served by the
 /// machine's supervisor, `ETIMEDOUT`, or the connection's or the controller's error.
 pub async fn call(machine: &Machine, method: InstanceAction) -> io::Result<()> {
-    let (Some(address), Some(supervisor)) = (&machine.control_address, &machine.supervisor) else {
-        return Err(io::Error::from_raw_os_error(libc::ENOENT));
-    };
     let attempt = async {
-        let stream = tokio::net::UnixStream::connect(address).await?;
-        let server = ProcessRef::from_pidfd(sys::peer_pidfd(stream.as_fd())?)?;
-        if !server.same_process(supervisor) {
-            return Err(io::Error::from_raw_os_error(libc::EPERM));
-        }
+        let stream = connect(machine).await?;
         let stream = zlink::tokio::unix::Stream::try_from(stream).map_err(io::Error::other)?;
         let mut conn = zlink::Connection::new(stream);
         match conn.instance_call(method).await {

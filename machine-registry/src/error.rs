@@ -57,4 +57,18 @@ impl Error {
     pub fn invalid(field: &str) -> Self {
         Self::InvalidParameter(field.to_owned())
     }
+
+    /// Whether the registry itself failed (the system refused it something: a full disk, no
+    /// descriptors left), rather than the caller asking for something it may not have: such
+    /// failures are logged as warnings.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Self::System(_)
+                | Self::Registry(
+                    RegistryError::Persist(_) | RegistryError::Watch(_) | RegistryError::Full
+                )
+                | Self::Metadata(MetadataError::Io(_))
+        )
+    }
 }

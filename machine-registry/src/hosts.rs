@@ -5,6 +5,11 @@
 //! so the table never says more than the registry knows. The registry vouches for the table
 //! (takes the write lock of its lock file) only once the machines of the previous run are
 //! back; if an entry cannot be written, it stops vouching for good and readers ask it again.
+//!
+//! Most entries say "ask" (a container whose addresses nobody looked up yet): each of those is
+//! a hard link of one template file, which costs one `link(2)` instead of writing a file, and
+//! appears whole as a rename does. Entries are only ever replaced, never written in place, so
+//! the shared file never changes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -20,18 +25,8 @@ use berth_os::socket::create_dir_all_with_mode;
 use berth_os::sys::{self, OfdLock};
 
 use crate::machine::Machine;
+use crate::network::Observed;
 use crate::state_file;
-
-/// What is known of a container's addresses.
-#[derive(Debug, Clone, Copy)]
-pub enum Observed<'a> {
-    /// Nothing yet, or no longer (the watch failed).
-    Unknown,
-    /// Its network namespace has these addresses.
-    Addresses(&'a [Address]),
-    /// It shares the registry's network namespace.
-    Shared,
-}
 
 /// The `ResolveHost` reply for `machine`: addresses for a container only.
 pub fn reply(machine: &Machine, addresses: Option<Vec<Address>>) -> ResolveHostReply {
@@ -56,6 +51,9 @@ pub fn entry(machine: &Machine, observed: Observed<'_>) -> HostEntry {
     }
 }
 
+/// The file every `Ask` entry is a hard link of (not a valid machine name, so never an entry).
+const ASK_TEMPLATE: &str = ".ask";
+
 /// The table's directory and the registry's hold on it.
 #[derive(Debug)]
 pub struct HostTable {
@@ -71,11 +69,12 @@ struct Vouching {
 }
 
 impl HostTable {
-    /// Makes the directory (mode 0755) and its lock file, and removes the entries a previous
-    /// registry left.
+    /// Makes the directory (mode 0755), its lock file and the template of `Ask` entries, and
+    /// removes the entries a previous registry left.
     ///
     /// # Errors
-    /// The directory or the lock file cannot be made, or an old entry cannot be removed.
+    /// The directory, the lock file or the template cannot be made, or an old entry cannot be
+    /// removed.
     pub fn open(dir: &Path) -> io::Result<Self> {
         create_dir_all_with_mode(dir, 0o755)?;
         let file = OpenOptions::new()
@@ -92,6 +91,7 @@ impl HostTable {
                 state_file::remove(dir, &old.to_string_lossy())?;
             }
         }
+        state_file::write_atomic(dir, ASK_TEMPLATE, &entry_text(&HostEntry::Ask)?)?;
         Ok(Self {
             dir: dir.to_owned(),
             lock: Mutex::new(Vouching {
@@ -103,9 +103,14 @@ impl HostTable {
 
     /// Writes `entry` as `name`'s.
     pub fn put(&self, name: &str, entry: &HostEntry) {
-        let result = serde_json::to_string(entry)
-            .map_err(io::Error::other)
-            .and_then(|text| state_file::write_atomic(&self.dir, name, &text));
+        let linked = *entry == HostEntry::Ask
+            && fs::hard_link(self.dir.join(ASK_TEMPLATE), self.dir.join(name)).is_ok();
+        if linked {
+            return;
+        }
+        // Replacing an entry, or no link possible (such as past a file system's link limit).
+        let result =
+            entry_text(entry).and_then(|text| state_file::write_atomic(&self.dir, name, &text));
         self.check(name, result);
     }
 
@@ -156,6 +161,10 @@ impl HostTable {
     }
 }
 
+fn entry_text(entry: &HostEntry) -> io::Result<String> {
+    serde_json::to_string(entry).map_err(io::Error::other)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -194,7 +203,7 @@ mod tests {
         fs::create_dir(&table_dir).unwrap();
         fs::write(table_dir.join("old"), r#""ask""#).unwrap();
         let table = Arc::new(HostTable::open(&table_dir).unwrap());
-        assert_eq!(names_in(&table_dir), [LOCK_FILE]);
+        assert_eq!(names_in(&table_dir), [ASK_TEMPLATE, LOCK_FILE]);
         table.put("demo", &HostEntry::NoPrivateNetworking);
         assert_eq!(
             fs::read_to_string(table_dir.join("demo")).unwrap(),
@@ -205,8 +214,37 @@ mod tests {
         assert!(table.vouched());
         table.remove("demo");
         table.remove("demo");
-        assert_eq!(names_in(&table_dir), [LOCK_FILE]);
+        assert_eq!(names_in(&table_dir), [ASK_TEMPLATE, LOCK_FILE]);
         assert!(table.vouched());
+    }
+
+    #[test]
+    fn ask_entries_share_the_template_and_replacing_one_leaves_it_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let table = HostTable::open(dir.path()).unwrap();
+        table.put("a", &HostEntry::Ask);
+        table.put("b", &HostEntry::Ask);
+        let inode = |name: &str| fs::metadata(dir.path().join(name)).unwrap().ino();
+        assert_eq!(inode("a"), inode(ASK_TEMPLATE));
+        assert_eq!(inode("b"), inode(ASK_TEMPLATE));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a")).unwrap(),
+            r#""ask""#
+        );
+        table.put("a", &HostEntry::NoPrivateNetworking);
+        table.put("b", &HostEntry::Ask);
+        assert_ne!(inode("a"), inode(ASK_TEMPLATE));
+        assert_eq!(
+            fs::read_to_string(dir.path().join(ASK_TEMPLATE)).unwrap(),
+            r#""ask""#
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("b")).unwrap(),
+            r#""ask""#
+        );
+        table.remove("b");
+        assert_eq!(names_in(dir.path()), [ASK_TEMPLATE, LOCK_FILE, "a"]);
     }
 
     #[test]

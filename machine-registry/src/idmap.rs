@@ -2,7 +2,8 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use berth_interfaces::registry::IdMapping;
 
@@ -27,9 +28,10 @@ impl UserNamespace {
     /// # Errors
     /// `/proc/PID` is gone or unreadable.
     pub fn of_process(pid: u32) -> io::Result<Self> {
-        let ours = fs::metadata("/proc/self/ns/user")?;
-        let theirs = fs::metadata(format!("/proc/{pid}/ns/user"))?;
-        if (ours.dev(), ours.ino()) == (theirs.dev(), theirs.ino()) {
+        // The links name the namespace's inode on nsfs (`user:[4026531837]`); reading one is
+        // cheaper than a stat, which makes an nsfs inode.
+        let theirs = fs::read_link(format!("/proc/{pid}/ns/user"))?;
+        if theirs == *own_user_namespace()? {
             return Ok(Self::Host);
         }
         Ok(Self::Own {
@@ -92,6 +94,16 @@ fn translate(
     direction: fn(&IdMapping, u32) -> Option<u32>,
 ) -> Option<u32> {
     map.iter().find_map(|line| direction(line, id))
+}
+
+/// The registry's own user namespace link, read once (a process never changes it).
+fn own_user_namespace() -> io::Result<&'static PathBuf> {
+    static OWN: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(own) = OWN.get() {
+        return Ok(own);
+    }
+    let own = fs::read_link("/proc/self/ns/user")?;
+    Ok(OWN.get_or_init(|| own))
 }
 
 fn read_map(pid: u32, file: &str) -> io::Result<Vec<IdMapping>> {

@@ -17,6 +17,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Files are created with the mode they are meant to have (state files and host table
+    // entries 0644), without a chmod each; machined sets the same umask.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let log = logging::init("info");
     let budget = FdBudget::for_limit(raise_fd_limit());
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -2,11 +2,12 @@
 //!
 //! All state sits behind one mutex held only for short, non-blocking sections (index updates
 //! and the state file write on tmpfs), never across an `.await`. Lookups by name, by leader PID
-//! and by cgroup are hash lookups. Each machine's leader pidfd is watched by a task that removes
-//! the machine the moment the leader exits.
+//! and by cgroup are hash lookups. Every leader's pidfd is watched in one epoll instance
+//! ([`LeaderWatch`]), which removes a machine the moment its leader exits.
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,13 +19,14 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use crate::cgroup::CgroupRoot;
-use crate::hosts::{self, HostTable, Observed};
+use crate::hosts::{self, HostTable};
 use crate::idmap::UserNamespace;
 use crate::index::Index;
+use crate::lifecycle::{self, LeaderWatch, Registrations};
 use crate::machine::Machine;
 use crate::names::{self, HOST_MACHINE};
-use crate::network::{self, NetworkError};
-use crate::{lifecycle, state_file};
+use crate::network::{self, NetworkError, Observed};
+use crate::state_file;
 
 /// Events a slow subscriber may fall behind by before it is cut off (and resynchronizes).
 const EVENT_BACKLOG: usize = 4096;
@@ -87,9 +89,15 @@ pub enum RegistryError {
     /// No cgroup could be made for the machine.
     #[error("Cannot create a cgroup for the machine")]
     Cgroup(#[source] io::Error),
+    /// The leader cannot be watched.
+    #[error("Cannot watch the machine's leader")]
+    Watch(#[source] io::Error),
     /// The state file could not be written.
     #[error("Cannot save the machine's state")]
     Persist(#[source] io::Error),
+    /// The leader had exited (a zombie) or exited while the machine was being added.
+    #[error("The machine's leader has exited")]
+    LeaderExited,
 }
 
 /// A machine to add; the registry fills in its instance, unit and cgroup.
@@ -116,7 +124,14 @@ pub enum CgroupPlan {
 #[derive(Debug, Default)]
 struct State {
     index: Index,
-    watchers: HashMap<u64, Vec<AbortHandle>>,
+    /// Every registration (by instance): its name and the tasks watching it.
+    registrations: HashMap<u64, Registration>,
+}
+
+#[derive(Debug)]
+struct Registration {
+    name: String,
+    watchers: Vec<AbortHandle>,
 }
 
 /// The machine registry.
@@ -126,6 +141,7 @@ pub struct Registry {
     boot_id: String,
     host: Option<Arc<Machine>>,
     host_table: Option<Arc<HostTable>>,
+    leaders: LeaderWatch,
     state: Mutex<State>,
     events: broadcast::Sender<RegistryEvent>,
     next_instance: AtomicU64,
@@ -135,7 +151,10 @@ impl Registry {
     /// An empty registry.
     ///
     /// # Errors
-    /// The boot ID or (system scope) PID 1 cannot be read.
+    /// The boot ID or (system scope) PID 1 cannot be read, or leaders cannot be watched.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
     pub fn new(config: RegistryConfig) -> io::Result<Arc<Self>> {
         state_file_dir(&config.state_dir)?;
         let host = config
@@ -148,15 +167,23 @@ impl Registry {
         if let (Some(table), Some(host)) = (&host_table, &host) {
             table.put(&host.name, &hosts::entry(host, Observed::Unknown));
         }
-        Ok(Arc::new(Self {
+        let registry = Arc::new(Self {
             config,
             boot_id: proc::boot_id()?,
             host,
             host_table,
+            leaders: LeaderWatch::new()?,
             state: Mutex::new(State::default()),
             events,
             next_instance: AtomicU64::new(1),
-        }))
+        });
+        let weak = Arc::downgrade(&registry);
+        registry.leaders.report_to(move |instance| {
+            if let Some(registry) = weak.upgrade() {
+                registry.leader_exited(instance);
+            }
+        });
+        Ok(registry)
     }
 
     /// The configuration.
@@ -258,9 +285,7 @@ impl Registry {
         new: NewMachine,
         privileged: bool,
     ) -> Result<Arc<Machine>, RegistryError> {
-        let machine = self.insert(new.machine, &new.cgroup, privileged)?;
-        tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
-        Ok(machine)
+        self.insert(new.machine, &new.cgroup, privileged)
     }
 
     /// Puts a machine read back from its state file into the registry (at startup).
@@ -277,16 +302,15 @@ impl Registry {
         cgroup: &CgroupPlan,
         privileged: bool,
     ) -> Result<Arc<Machine>, RegistryError> {
+        // Whether a cgroup can be adopted depends on the cgroup alone: asked before locking.
+        if let (CgroupPlan::Adopt(name), Some(root)) = (cgroup, &self.config.cgroup_root) {
+            machine.cgroup = root.adopt(name, machine.leader.pid());
+        }
         let mut state = self.lock();
         self.check_room(&state, &machine, privileged)?;
         machine.instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
-        match cgroup {
-            CgroupPlan::None => {}
-            CgroupPlan::Allocate => self.allocate_cgroup(&mut machine)?,
-            CgroupPlan::Adopt(name) => {
-                let root = self.config.cgroup_root.as_ref();
-                machine.cgroup = root.and_then(|root| root.adopt(name, machine.leader.pid()));
-            }
+        if *cgroup == CgroupPlan::Allocate {
+            self.allocate_cgroup(&mut machine)?;
         }
         let machine = Arc::new(machine);
         let unit_link = machine.owns_unit()
@@ -294,11 +318,20 @@ impl Registry {
                 .unit
                 .as_ref()
                 .is_some_and(|unit| !state.index.has_unit(unit));
-        if let Err(e) = self.save(&machine, unit_link) {
+        let persisted = self.persist(&machine, unit_link).and_then(|()| {
+            // The watch is armed: a leader gone from here on ends the machine as usual. One that
+            // is gone already (a zombie) must not be answered with success.
+            if machine.leader.is_alive() {
+                return Ok(());
+            }
+            self.unpersist(&machine, unit_link);
+            Err(RegistryError::LeaderExited)
+        });
+        if let Err(error) = persisted {
             if *cgroup == CgroupPlan::Allocate {
                 release_cgroup(&machine, Removal::Ended);
             }
-            return Err(RegistryError::Persist(e));
+            return Err(error);
         }
         state.index.insert(&machine, unit_link);
         if let Some(table) = &self.host_table {
@@ -307,6 +340,27 @@ impl Registry {
         self.watch(&mut state, &machine);
         let _ = self.events.send(RegistryEvent::Added(Arc::clone(&machine)));
         Ok(machine)
+    }
+
+    /// Watches the leader and saves the state file; undoes the first if the second fails.
+    fn persist(&self, machine: &Machine, unit_link: bool) -> Result<(), RegistryError> {
+        let leader = machine.leader.fd().as_fd();
+        self.leaders
+            .add(leader, machine.instance)
+            .map_err(RegistryError::Watch)?;
+        self.save(machine, unit_link).map_err(|error| {
+            self.leaders.remove(leader);
+            RegistryError::Persist(error)
+        })
+    }
+
+    /// Undoes [`Registry::persist`].
+    fn unpersist(&self, machine: &Machine, unit_link: bool) {
+        self.leaders.remove(machine.leader.fd().as_fd());
+        self.forget(machine);
+        if let (true, Some(unit)) = (unit_link, &machine.unit) {
+            let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
+        }
     }
 
     fn check_room(
@@ -355,23 +409,39 @@ impl Registry {
             &machine.name,
             &state_file::format(&machine.state_entries()),
         )?;
-        if let (true, Some(unit)) = (unit_link, &machine.unit) {
-            let link = dir.join(format!("unit:{unit}"));
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&machine.name, &link)?;
+        if let (true, Some(unit)) = (unit_link, &machine.unit)
+            && let Err(error) = link_unit(dir, unit, &machine.name)
+        {
+            // No machine half saved: the state file goes with the failed link.
+            let _ = state_file::remove(dir, &machine.name);
+            return Err(error);
         }
         Ok(())
     }
 
+    /// Records the registration, with the tasks watching its controller and user namespace
+    /// (if any; its leader is in the leader watch already).
     fn watch(self: &Arc<Self>, state: &mut State, machine: &Arc<Machine>) {
-        let leader = lifecycle::watch_leader(Arc::clone(self), Arc::clone(machine));
         let controller = lifecycle::watch_controller(Arc::clone(self), Arc::clone(machine));
         let userns = lifecycle::watch_userns(Arc::clone(self), Arc::clone(machine));
-        let watchers = std::iter::once(leader)
-            .chain(controller)
-            .chain(userns)
-            .collect();
-        state.watchers.insert(machine.instance, watchers);
+        let registration = Registration {
+            name: machine.name.clone(),
+            watchers: controller.into_iter().chain(userns).collect(),
+        };
+        state.registrations.insert(machine.instance, registration);
+    }
+
+    /// The leader of registration `instance` exited: the machine ends.
+    fn leader_exited(&self, instance: u64) {
+        let name = self
+            .lock()
+            .registrations
+            .get(&instance)
+            .map(|r| r.name.clone());
+        let removal = Removal::Ended;
+        if let Some(machine) = name.and_then(|name| self.remove(&name, Some(instance), removal)) {
+            tracing::info!(machine = %machine.name, ?removal, "Machine gone");
+        }
     }
 
     /// Removes the machine `name` (only the registration `instance`, if given): drops it from
@@ -390,7 +460,9 @@ impl Registry {
         if let Some(unit) = state.index.remove(&machine) {
             let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
         }
-        for watcher in state.watchers.remove(&machine.instance).unwrap_or_default() {
+        self.leaders.remove(machine.leader.fd().as_fd());
+        let registration = state.registrations.remove(&machine.instance);
+        for watcher in registration.into_iter().flat_map(|r| r.watchers) {
             watcher.abort();
         }
         self.forget(&machine);
@@ -402,7 +474,6 @@ impl Registry {
             .send(RegistryEvent::Removed(Arc::clone(&machine)));
         drop(state);
         release_cgroup(&machine, removal);
-        tracing::info!(machine = %machine.name, ?removal, "Machine gone");
         Some(machine)
     }
 
@@ -453,6 +524,20 @@ impl Registry {
     }
 }
 
+impl Registrations for Registry {
+    fn is_current(&self, name: &str, instance: u64) -> bool {
+        let state = self.lock();
+        state
+            .index
+            .get(name)
+            .is_some_and(|m| m.instance == instance)
+    }
+
+    fn record_userns(&self, name: &str, instance: u64, userns: UserNamespace) {
+        self.set_userns(name, instance, userns);
+    }
+}
+
 impl Registry {
     /// The machine's addresses (see [`network::addresses`]); the host table follows what
     /// the watch they come from sees.
@@ -472,7 +557,8 @@ impl Registry {
                 }
             })
         };
-        network::addresses(machine, publisher).await
+        let (cell, leader) = (&machine.network, &machine.leader);
+        network::addresses(cell, leader, machine.class, publisher).await
     }
 
     /// Puts what is known of the addresses of registration `instance` of `name` into the host
@@ -514,11 +600,28 @@ fn state_file_dir(dir: &std::path::Path) -> io::Result<()> {
     berth_os::socket::create_dir_all_with_mode(dir, 0o755)
 }
 
+/// Points `dir/unit:UNIT` at the state file `name` (machined's index of machines by unit),
+/// replacing a stale link.
+fn link_unit(dir: &std::path::Path, unit: &str, name: &str) -> io::Result<()> {
+    let link = dir.join(format!("unit:{unit}"));
+    match std::os::unix::fs::symlink(name, &link) {
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(name, &link)
+        }
+        other => other,
+    }
+}
+
 /// After a machine left: its own cgroup goes, killed first if the machine ended.
 fn release_cgroup(machine: &Machine, removal: Removal) {
     let Some(cgroup) = machine.cgroup.clone() else {
         return;
     };
+    if removal == Removal::Unregistered && !cgroup.is_owned() {
+        // An adopted cgroup stays to its maker, and nothing in it is killed.
+        return;
+    }
     let name = machine.name.clone();
     tokio::spawn(async move {
         let result = match removal {

@@ -32,9 +32,6 @@ use tokio::io::Interest;
 use tokio::sync::{OnceCell, watch};
 use tokio::task::AbortHandle;
 
-use crate::hosts::Observed;
-use crate::machine::Machine;
-
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 const AF_INET: i32 = 2;
@@ -51,6 +48,17 @@ pub enum NetworkError {
     /// Reading the namespace failed.
     #[error("Cannot watch the machine's addresses")]
     Io(#[from] io::Error),
+}
+
+/// What is known of a container's addresses.
+#[derive(Debug, Clone, Copy)]
+pub enum Observed<'a> {
+    /// Nothing yet, or no longer (the watch failed).
+    Unknown,
+    /// Its network namespace has these addresses.
+    Addresses(&'a [Address]),
+    /// It shares the registry's network namespace.
+    Shared,
 }
 
 /// A machine's view of its network, made on first use and shared by every copy of the machine.
@@ -82,8 +90,8 @@ impl Drop for AddressWatch {
     }
 }
 
-/// The addresses of a machine: of its leader's network namespace for a container, of the
-/// registry's own for `.host`.
+/// The addresses of a machine whose network is `cell`: of its `leader`'s network namespace
+/// for a container, of the registry's own for `.host` (class `class`).
 ///
 /// The first call opens the watch and gives it a publisher made by `publisher`, to tell what it
 /// sees from then on.
@@ -92,13 +100,14 @@ impl Drop for AddressWatch {
 /// [`NetworkError::NoPrivateNetworking`] for a container in the registry's namespace, else
 /// the error opening or watching the namespace.
 pub async fn addresses(
-    machine: &Machine,
+    cell: &NetworkCell,
+    leader: &ProcessRef,
+    class: MachineClass,
     publisher: impl FnOnce() -> Publish,
 ) -> Result<Vec<Address>, NetworkError> {
-    let host = machine.class == MachineClass::Host;
-    let network = machine
-        .network
-        .get_or_try_init(|| open(&machine.leader, host, publisher()))
+    let host = class == MachineClass::Host;
+    let network = cell
+        .get_or_try_init(|| open(leader, host, publisher()))
         .await?;
     match network {
         Network::Shared => Err(NetworkError::NoPrivateNetworking),

@@ -30,11 +30,7 @@ pub fn prepare(
     for key in order.keys() {
         fields.check(key, &request, boot_id)?;
     }
-    let caller = peer
-        .pidfd()
-        .and_then(|fd| fd.try_clone_to_owned().ok())
-        .and_then(|fd| ProcessRef::from_pidfd(fd).ok());
-    let caller_cgroup = caller.as_ref().and_then(|c| proc::cgroup_path(c.pid()));
+    let caller = peer.process().cloned();
     let (leader, supervisor) = match fields.leader {
         Some(leader) => {
             let supervisor = caller.filter(|c| !c.same_process(&leader));
@@ -57,11 +53,10 @@ pub fn prepare(
         .unwrap_or_default();
     let cgroup = match (request.allocate_unit, leader_cgroup) {
         (Some(true), _) => CgroupPlan::Allocate,
-        // A leader in a cgroup of its own, apart from its supervisor's: the supervisor made
-        // it for the machine (checked against the cgroup's members when adding).
-        (_, Some(path)) if supervisor.is_some() && Some(&path) != caller_cgroup.as_ref() => {
-            CgroupPlan::Adopt(path)
-        }
+        // A leader with a supervisor: if the leader is the only process in its cgroup (checked
+        // when adding), the cgroup is not the supervisor's own, so the supervisor made it for
+        // the machine.
+        (_, Some(path)) if supervisor.is_some() => CgroupPlan::Adopt(path),
         _ => CgroupPlan::None,
     };
     let userns = user_namespace(request.class, leader.pid())?;

@@ -142,18 +142,21 @@ fn is_blank(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r')
 }
 
-/// Writes `contents` to `dir/name` atomically (temporary file, then rename), mode 0644.
+/// Writes `contents` to `dir/name` atomically (temporary file, then rename), mode 0644 (the
+/// registry runs with umask 0022).
+///
+/// Not synced: the files live on tmpfs (`/run`), where a sync does nothing a reader could
+/// tell, and what is written is in the page cache before this returns, so it survives the
+/// registry being killed (systemd-machined does not sync them either).
 ///
 /// # Errors
 /// Creating, writing or renaming the file failed; no partial file is left behind.
 pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> io::Result<()> {
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".#{name}"))
+        .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)?;
     temp.write_all(contents.as_bytes())?;
-    temp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))?;
-    temp.as_file().sync_data()?;
     temp.persist(dir.join(name)).map_err(|e| e.error)?;
     Ok(())
 }

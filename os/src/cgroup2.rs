@@ -110,6 +110,16 @@ impl Cgroup {
         fs::write(self.path.join("cgroup.procs"), pid.to_string())
     }
 
+    /// The processes in it (not in the cgroups below it).
+    ///
+    /// # Errors
+    /// The cgroup is gone.
+    pub fn procs(&self) -> io::Result<Vec<u32>> {
+        Ok(parse_pids(&proc::read_small(
+            self.path.join("cgroup.procs"),
+        )?))
+    }
+
     /// The processes in it and in the cgroups below it.
     ///
     /// # Errors
@@ -125,7 +135,7 @@ impl Cgroup {
     /// # Errors
     /// The cgroup is gone.
     pub fn events(&self) -> io::Result<Events> {
-        Ok(Events::parse(&fs::read_to_string(
+        Ok(Events::parse(&proc::read_small(
             self.path.join("cgroup.events"),
         )?))
     }
@@ -176,9 +186,12 @@ impl Cgroup {
     }
 }
 
+fn parse_pids(procs: &str) -> Vec<u32> {
+    procs.lines().filter_map(|l| l.parse().ok()).collect()
+}
+
 fn collect_pids(dir: &Path, pids: &mut Vec<u32>) -> io::Result<()> {
-    let procs = fs::read_to_string(dir.join("cgroup.procs"))?;
-    pids.extend(procs.lines().filter_map(|l| l.parse::<u32>().ok()));
+    pids.extend(parse_pids(&proc::read_small(dir.join("cgroup.procs"))?));
     for sub in subdirectories(dir) {
         // A cgroup below may vanish between listing and reading: its processes are gone too.
         let _ = collect_pids(&sub, pids);
@@ -246,6 +259,8 @@ mod tests {
             .unwrap();
         below.add(child.id()).unwrap();
         assert_eq!(cgroup.pids().unwrap(), [child.id()]);
+        assert_eq!(cgroup.procs().unwrap(), []);
+        assert_eq!(below.procs().unwrap(), [child.id()]);
         assert!(cgroup.events().unwrap().populated);
         cgroup.signal_all(libc::SIGKILL).unwrap();
         child.wait().unwrap();

@@ -6,7 +6,33 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// Reads a small file of `/proc` or of the cgroup file system whole. Their sizes read as 0, so
+/// `fs::read_to_string` would ask for the size and then read a few bytes at a time; this reads
+/// into one page-sized buffer: open, read, read (the end), close.
+///
+/// # Errors
+/// The file cannot be opened or read, or is not UTF-8.
+pub fn read_small(path: impl AsRef<Path>) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut text = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        if len == text.len() {
+            text.resize(2 * len, 0);
+        }
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(read) => len += read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    text.truncate(len);
+    String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
 
 /// This boot's ID as 32 lowercase hex digits.
 ///
@@ -23,7 +49,7 @@ pub fn boot_id() -> io::Result<String> {
 /// # Errors
 /// The process is gone or `/proc` is unreadable.
 pub fn real_uid(pid: u32) -> io::Result<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let status = read_small(format!("/proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("Uid:"))
@@ -34,7 +60,7 @@ pub fn real_uid(pid: u32) -> io::Result<u32> {
 
 /// The parent PID of `pid`, from `/proc/PID/stat`.
 pub fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_small(format!("/proc/{pid}/stat")).ok()?;
     parse_stat_ppid(&stat)
 }
 
@@ -52,7 +78,7 @@ pub fn cgroup_path(pid: u32) -> Option<String> {
         0 => "/proc/self/cgroup".to_owned(),
         pid => format!("/proc/{pid}/cgroup"),
     };
-    let cgroups = fs::read_to_string(file).ok()?;
+    let cgroups = read_small(file).ok()?;
     cgroups
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
@@ -129,6 +155,16 @@ mod tests {
         assert_eq!(parse_stat_ppid("12 (a) b) c) S 7 12 12"), Some(7));
         assert_eq!(parse_stat_ppid("12 (sh) S 1 12"), Some(1));
         assert_eq!(parse_stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn small_files_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(10_000);
+        std::fs::write(dir.path().join("long"), &long).unwrap();
+        assert_eq!(read_small(dir.path().join("long")).unwrap(), long);
+        let status = read_small("/proc/self/status").unwrap();
+        assert!(status.starts_with("Name:") && status.ends_with('\n'));
     }
 
     #[test]

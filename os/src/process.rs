@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::{Arc, OnceLock};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
@@ -47,6 +47,23 @@ impl ProcessRef {
             .filter(|&pid| pid > 0)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
         Ok(Self::with_pid(pid, fd))
+    }
+
+    /// Pins the process behind `pidfd`, a peer's (`SO_PEERPIDFD`), whose PID the peer's
+    /// credentials say is `pid`: when a pidfd opened for `pid` has the same pidfs ID, that is
+    /// it (cheaper than reading fdinfo), else the PID comes from fdinfo.
+    ///
+    /// # Errors
+    /// As [`ProcessRef::from_pidfd`].
+    pub fn from_peer(pidfd: BorrowedFd<'_>, pid: Option<u32>) -> io::Result<Self> {
+        let by_pid = pid.and_then(|pid| Self::open(pid).ok());
+        if let Some(process) = by_pid
+            && process.id().is_some()
+            && process.id() == pidfd_id(pidfd)
+        {
+            return Ok(process);
+        }
+        Self::from_pidfd(pidfd.try_clone_to_owned()?)
     }
 
     fn with_pid(pid: u32, fd: OwnedFd) -> Self {
@@ -112,7 +129,10 @@ impl ProcessRef {
 
 /// The pidfs inode of `pidfd`; `None` on kernels without pidfs, where all pidfds share one.
 pub fn pidfd_id(pidfd: impl AsFd) -> Option<u64> {
-    let on_pidfs = rustix::fs::fstatfs(pidfd.as_fd()).is_ok_and(|s| s.f_type == PIDFS_MAGIC);
+    // Whether pidfds live on pidfs is the kernel's, the same for every pidfd: asked once.
+    static ON_PIDFS: OnceLock<bool> = OnceLock::new();
+    let on_pidfs = *ON_PIDFS
+        .get_or_init(|| rustix::fs::fstatfs(pidfd.as_fd()).is_ok_and(|s| s.f_type == PIDFS_MAGIC));
     on_pidfs.then(|| sys::inode_of(pidfd).ok()).flatten()
 }
 
@@ -235,8 +255,17 @@ mod tests {
     #[test]
     fn a_pidfd_handed_over_tells_its_pid() {
         let fd = pidfd_open(rustix::process::getpid(), PidfdFlags::empty()).unwrap();
-        let me = ProcessRef::from_pidfd(fd).unwrap();
-        assert_eq!(me.pid(), std::process::id());
+        let me = std::process::id();
+        assert_eq!(
+            ProcessRef::from_peer(fd.as_fd(), Some(me)).unwrap().pid(),
+            me
+        );
+        assert_eq!(
+            ProcessRef::from_peer(fd.as_fd(), Some(1)).unwrap().pid(),
+            me
+        );
+        assert_eq!(ProcessRef::from_peer(fd.as_fd(), None).unwrap().pid(), me);
+        assert_eq!(ProcessRef::from_pidfd(fd).unwrap().pid(), me);
     }
 
     #[test]

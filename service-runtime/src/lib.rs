@@ -30,3 +30,16 @@ pub mod protocol;
 pub mod shutdown;
 #[cfg(feature = "server")]
 pub mod varlink;
+
+/// `error` and its sources, as one line (`Cannot save: No space left on device (os error 28)`),
+/// for the one place that logs or prints it.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

@@ -4,6 +4,8 @@
 //! Level policy: libraries log at `debug` at most and return errors; handlers and `main` log
 //! once at the boundary. Non-fatal problems are `warn` and end in ", ignoring".
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
@@ -37,6 +39,7 @@ pub fn init(default: &str) -> Option<LogControl> {
     let (filter, handle) = reload::Layer::new(filter);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     tracing_subscriber::registry()
         .with(filter)

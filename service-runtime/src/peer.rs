@@ -2,8 +2,10 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
 
 use berth_os::identity::Identity;
+use berth_os::process::ProcessRef;
 use berth_os::sys;
 
 /// The credentials of a connected client, taken when the connection was accepted.
@@ -19,6 +21,8 @@ pub struct Peer {
     pub pid: Option<u32>,
     /// A pidfd of the client process (`SO_PEERPIDFD`), robust against PID reuse.
     pub pidfd: Option<OwnedFd>,
+    /// The client process pinned, made once from the pidfd when first asked for.
+    process: OnceLock<Option<ProcessRef>>,
 }
 
 impl Peer {
@@ -34,12 +38,40 @@ impl Peer {
             groups: sys::peer_groups(socket).unwrap_or_default(),
             pid: u32::try_from(pid).ok().filter(|&pid| pid > 0),
             pidfd: sys::peer_pidfd(socket).ok(),
+            process: OnceLock::new(),
         })
+    }
+
+    /// A client with these credentials (for connections from elsewhere than a socket, and
+    /// tests).
+    pub fn new(
+        uid: u32,
+        gid: u32,
+        groups: Vec<u32>,
+        pid: Option<u32>,
+        pidfd: Option<OwnedFd>,
+    ) -> Self {
+        Self {
+            uid,
+            gid,
+            groups,
+            pid,
+            pidfd,
+            process: OnceLock::new(),
+        }
     }
 
     /// The client's pidfd, if the kernel gave one.
     pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The client process, pinned through its pidfd (made on the first call of a connection
+    /// and kept for the others); `None` without a pidfd or when it is not visible from here.
+    pub fn process(&self) -> Option<&ProcessRef> {
+        self.process
+            .get_or_init(|| ProcessRef::from_peer(self.pidfd()?, self.pid).ok())
+            .as_ref()
     }
 
     /// Who the client is, for file work done with its rights.

@@ -29,15 +29,3 @@ pub mod supervisor;
 
 pub use error::{Error, Result};
 pub use supervisor::run;
-
-/// `error` and its sources, as one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}

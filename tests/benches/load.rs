@@ -8,8 +8,9 @@
 //!    and unregistering their own machine) for a few seconds, then again with one client that
 //!    sent half a message and stalls and one that asks for every machine again and again and
 //!    never reads the replies: p50/p99 of the others, and the ratio (goal: p99 within 2x).
-//! 2. Flood: connections until the registry refuses one, then all closed: it serves again.
-//!    Registry RSS at the peak and two seconds after.
+//! 2. Memory and flood: one 15 MiB message, then connections until the registry refuses one,
+//!    then all closed: it serves again. Registry RSS fresh, at the peaks and two seconds after
+//!    each (goal: back under twice the fresh size).
 //! 3. Scale: machines registered until the registry's budget refuses one: RSS at 1,000 and at
 //!    the maximum (goal: at most 16 MB), `List` of all machines at both.
 
@@ -37,6 +38,7 @@ async fn main() {
     let leaders: Vec<Proc> = (0..REGISTRARS).map(|_| Proc::sleeper()).collect();
     let fixed = Proc::sleeper();
     register(&registry, "fixed", fixed.pid()).await;
+    let fresh = rss_kb(registry.pid());
 
     let calm = round(&registry, &leaders).await;
     let hostile = HostileClients::start(&registry);
@@ -44,7 +46,8 @@ async fn main() {
     drop(hostile);
     print_latency(&calm, &stormy);
 
-    flood(&registry);
+    big_message(&registry, fresh);
+    flood(&registry, fresh);
     scale(&registry).await;
     println!("\nload average at the end: {}", load_average());
 }
@@ -172,8 +175,26 @@ fn print_latency(calm: &Samples, stormy: &Samples) {
     );
 }
 
+/// One 15 MiB message (a `List` of a name that long, refused), then the registry's memory.
+fn big_message(registry: &Registry, fresh: u64) {
+    let mut conn = UnixStream::connect(registry.socket()).expect("connect");
+    let mut call = b"{\"method\":\"io.systemd.Machine.List\",\"parameters\":{\"name\":\"".to_vec();
+    call.resize(call.len() + 15 * 1024 * 1024, b'x');
+    call.extend_from_slice(b"\"}}\0");
+    conn.write_all(&call).expect("the message");
+    let reply = read_reply(&mut conn);
+    let peak = rss_kb(registry.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    println!("\n## Memory\nregistry RSS: {fresh} kB fresh");
+    println!(
+        "one 15 MiB message (answered {}): {peak} kB right after, {} kB two seconds after",
+        reply.trim_end_matches('\0'),
+        rss_kb(registry.pid())
+    );
+}
+
 /// Opens connections until the registry refuses one, closes them all, and checks it serves.
-fn flood(registry: &Registry) {
+fn flood(registry: &Registry, fresh: u64) {
     let started = Instant::now();
     let mut held = Vec::new();
     let refused = loop {
@@ -201,14 +222,19 @@ fn flood(registry: &Registry) {
             "NOT SERVING"
         }
     );
+    let after = rss_kb(registry.pid());
     println!(
-        "registry RSS: {peak} kB at the peak, {} kB two seconds after",
-        rss_kb(registry.pid())
+        "registry RSS: {peak} kB at the peak, {after} kB two seconds after ({:.2}x fresh)",
+        after as f64 / fresh as f64
     );
 }
 
 fn get_info(conn: &mut UnixStream) -> String {
     let _ = conn.write_all(b"{\"method\":\"org.varlink.service.GetInfo\"}\0");
+    read_reply(conn)
+}
+
+fn read_reply(conn: &mut UnixStream) -> String {
     let mut reply = Vec::new();
     let mut byte = [0u8; 4096];
     while !reply.ends_with(b"\0") {

@@ -1,10 +1,12 @@
 //! Registry scale benchmark: the cost of registering, looking up and listing machines at a
-//! small and a large registry size, and the time from a leader's death to its removal.
+//! small and a large registry size, the time from a leader's death to its removal, and
+//! Register+Unregister pairs per second beside the real systemd-machined 257 ([`pairs`]).
 //!
 //! Lookups by name and by leader PID should not grow with the number of machines, `List`
 //! with `more` grows linearly (one reply per machine). Run with
 //! `cargo build --release --workspace && cargo bench -p berth-tests --bench registry`.
-//! Absolute times depend on the (shared, noisy) machine; compare the ratios.
+//! Absolute times depend on the (shared, noisy) machine; compare the ratios. Add `-- scale` or
+//! `-- pairs` to run one section.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,9 @@ use berth_interfaces::registry::MachineEvent;
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::machines::{by_name, container};
 use berth_tests::process::Proc;
+
+#[path = "registry/pairs.rs"]
+mod pairs;
 
 const SIZES: [usize; 2] = [100, 2000];
 const LOOKUPS: usize = 2000;
@@ -32,6 +37,21 @@ struct Row {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // `cargo bench -p berth-tests --bench registry -- pairs` (or `scale`) runs one section.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
+    if wanted("scale") {
+        scale().await;
+    }
+    if wanted("pairs") {
+        pairs::run();
+    }
+}
+
+async fn scale() {
     let registry = Registry::with(Options {
         cgroup: false,
         ..Options::default()

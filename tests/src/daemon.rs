@@ -1,5 +1,6 @@
 //! The registry under test: its own runtime directory and cgroup, its own process group.
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,11 @@ pub struct Options {
     /// Start it with this descriptor limit (soft and hard, with `prlimit`), which sets its
     /// budget of connections (an eighth) and machines.
     pub nofile: Option<u64>,
+    /// Start it with this umask (through `sh`).
+    pub umask: Option<u32>,
+    /// Start it in a mount namespace of its own where its state directory is a tmpfs of this
+    /// size (`mount -o size=`), to fill it; see [`Registry::state_dir_seen_by_it`].
+    pub state_tmpfs: Option<String>,
 }
 
 impl Default for Options {
@@ -45,6 +51,8 @@ impl Default for Options {
             env: Vec::new(),
             run_as: None,
             nofile: None,
+            umask: None,
+            state_tmpfs: None,
         }
     }
 }
@@ -89,21 +97,36 @@ impl Registry {
 
     /// The command line this registry runs with.
     pub fn command(&self) -> Command {
-        let mut binary = crate::workspace_binary("berth-machine-registry").into_os_string();
-        let mut limited = Vec::new();
+        let mut argv: Vec<OsString> =
+            vec![crate::workspace_binary("berth-machine-registry").into_os_string()];
         if let Some(limit) = self.options.nofile {
-            limited = vec![
+            let prlimit = [
+                "prlimit".into(),
                 format!("--nofile={limit}:{limit}").into(),
                 "--".into(),
-                binary,
             ];
-            binary = "prlimit".into();
+            argv.splice(0..0, prlimit);
+        }
+        if let Some(umask) = self.options.umask {
+            let script = format!("umask {umask:03o} && exec \"$0\" \"$@\"");
+            argv.splice(0..0, ["sh".into(), "-c".into(), script.into()]);
+        }
+        if let Some(size) = &self.options.state_tmpfs {
+            let script = format!(
+                "mkdir -p \"$0\" && mount -t tmpfs -o size={size},mode=0755 tmpfs \"$0\" && exec \"$@\""
+            );
+            let private = ["unshare", "--mount", "--propagation", "private", "sh", "-c"];
+            let wrapper = private
+                .into_iter()
+                .map(OsString::from)
+                .chain([script.into(), self.state_dir().into_os_string()]);
+            argv.splice(0..0, wrapper);
         }
         let mut command = match self.options.run_as {
-            Some(uid) => crate::users::as_user(uid, binary),
-            None => Command::new(binary),
+            Some(uid) => crate::users::as_user(uid, &argv[0]),
+            None => Command::new(&argv[0]),
         };
-        command.args(limited);
+        command.args(&argv[1..]);
         command.arg("--runtime-dir").arg(self.dir.path());
         command
             .arg("--terminate-timeout")
@@ -146,6 +169,14 @@ impl Registry {
     /// The state file directory.
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("systemd/machines")
+    }
+
+    /// The state file directory as the registry sees it (through its root directory, which is
+    /// in its own mount namespace when it was started with a state tmpfs).
+    pub fn state_dir_seen_by_it(&self) -> PathBuf {
+        let path = self.state_dir();
+        let relative = path.strip_prefix("/").unwrap_or(&path);
+        Path::new(&format!("/proc/{}/root", self.pid())).join(relative)
     }
 
     /// The host table's directory, beside the socket.
@@ -284,13 +315,18 @@ pub fn remove_cgroup_tree(path: &Path) {
     });
 }
 
-/// A fresh runtime directory on tmpfs, like `/run` (state files are fsynced, which a disk
-/// turns into milliseconds that `/run` never costs).
+/// A fresh runtime directory on tmpfs, like `/run`.
 pub fn runtime_tempdir() -> TempDir {
+    tmpfs_tempdir("berth-test-")
+}
+
+/// A fresh directory named `PREFIX…` on tmpfs (`/dev/shm`) if there is one, else in the
+/// temporary directory.
+pub fn tmpfs_tempdir(prefix: &str) -> TempDir {
     let shm = Path::new("/dev/shm");
     let builder = {
         let mut builder = tempfile::Builder::new();
-        builder.prefix("berth-test-");
+        builder.prefix(prefix);
         builder
     };
     let dir = if shm.is_dir() {
@@ -298,5 +334,5 @@ pub fn runtime_tempdir() -> TempDir {
     } else {
         builder.tempdir()
     };
-    dir.expect("a runtime directory")
+    dir.expect("a directory on tmpfs")
 }

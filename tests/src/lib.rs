@@ -8,6 +8,8 @@
 //! * [`process`]: helper processes (leaders, supervisors) in their own process groups.
 //! * [`supervise`]: `supervise` under test, event streams, delegated cgroups.
 //! * [`clients`]: `varlinkctl` 257, python `varlink` and raw sockets.
+//! * [`machined257`]: the real systemd-machined 257 from the trixie chroot, for benchmarks
+//!   that compare, and leaders in the scope cgroups it needs.
 //! * [`nss`]: the NSS module installed for real clients inside private mount namespaces.
 //! * [`wait`]: polling with a deadline, never sleeping for a fixed time.
 //! * [`require`]: tests that need root or a real client report a skip, or fail when
@@ -17,6 +19,7 @@
 pub mod bridge;
 pub mod clients;
 pub mod daemon;
+pub mod machined257;
 pub mod machines;
 pub mod netns;
 pub mod nss;

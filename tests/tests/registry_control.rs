@@ -142,3 +142,36 @@ async fn another_machines_controller_is_never_called() {
     );
     assert!(!is_dead(controller.leader));
 }
+
+#[tokio::test]
+async fn a_machine_registered_by_a_tool_outlives_the_tool() {
+    if !(ready() && require::varlinkctl()) {
+        return;
+    }
+    let registry = Registry::start();
+    // The control socket is served by the process that runs another machine, not by the
+    // registrant (varlinkctl), which exits at once.
+    let controller = Controller::start(&registry, "manager");
+    let leader = Proc::sleeper();
+    let params = serde_json::json!({
+        "name": "tooled", "class": "container", "leader": leader.pid(),
+        "controlAddress": controller.socket,
+    });
+    berth_tests::machines::register_with_varlinkctl(&registry, &params);
+    wait::until("the registry to see who serves the control address", || {
+        registry
+            .log()
+            .contains("The supervisor does not serve the control address")
+    });
+    let mut conn = registry.connect().await;
+    let info = conn
+        .list(&ListRequest {
+            lookup: MachineLookup::by_name("tooled"),
+            ..ListRequest::default()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.leader.map(|l| l.pid), Some(leader.pid()));
+    assert!(!is_dead(leader.pid()));
+}

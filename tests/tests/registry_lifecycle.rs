@@ -68,6 +68,29 @@ async fn a_hundred_machines_survive_a_crash_and_those_whose_leader_died_do_not()
 }
 
 #[tokio::test]
+async fn a_hundred_leaders_dying_at_once_end_all_their_machines() {
+    let registry = Registry::start();
+    let mut leaders: Vec<Proc> = (0..100).map(|_| Proc::sleeper()).collect();
+    let mut conn = registry.connect().await;
+    for (i, leader) in leaders.iter().enumerate() {
+        let request = container(&format!("d{i}"), leader.pid());
+        conn.register(&request).await.unwrap().unwrap();
+    }
+    for leader in &mut leaders {
+        leader.kill();
+    }
+    wait::until_async("every machine to end", || async {
+        machines(&registry).await.len() == 1
+    })
+    .await;
+    for i in 0..100 {
+        let name = format!("d{i}");
+        assert!(!registry.state_dir().join(&name).exists(), "{name}");
+        assert!(!registry.host_table().join(&name).exists(), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn exclusive_a_recycled_pid_is_not_taken_for_a_dead_leader_after_a_restart() {
     if !require::root() {
         return;

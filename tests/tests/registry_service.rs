@@ -197,3 +197,22 @@ fn an_unprivileged_user_runs_a_user_scope_registry() {
     );
     assert!(!other.success);
 }
+
+#[test]
+fn state_files_and_host_entries_are_readable_by_everyone_whatever_the_umask() {
+    let registry = Registry::with(Options {
+        umask: Some(0o077),
+        ..Options::default()
+    });
+    let leader = Proc::sleeper();
+    registry.register("modes", "container", leader.pid(), &[]);
+    let table = registry.host_table();
+    for path in [
+        registry.state_dir().join("modes"),
+        table.join("modes"),
+        table.join(".lock"),
+    ] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{}", path.display());
+    }
+}

@@ -47,10 +47,13 @@ fn registry_error(error: RegistryError) -> ErrorReply {
         RegistryError::LeaderTaken(_) => errno(libc::EEXIST),
         RegistryError::Full => errno(libc::ENFILE),
         RegistryError::UserQuota(_) => errno(libc::EDQUOT),
+        RegistryError::LeaderExited => errno(libc::ESRCH),
         RegistryError::Cgroup(error) if no_writable_cgroup(&error) => {
             MachineError::NotSupported.into()
         }
-        RegistryError::Cgroup(error) | RegistryError::Persist(error) => system(&error),
+        RegistryError::Cgroup(error)
+        | RegistryError::Watch(error)
+        | RegistryError::Persist(error) => system(&error),
     }
 }
 
@@ -63,7 +66,33 @@ fn no_writable_cgroup(error: &io::Error) -> bool {
 }
 
 fn system(error: &io::Error) -> ErrorReply {
-    errno(error.raw_os_error().unwrap_or(libc::EIO))
+    errno(errno_of(error))
+}
+
+/// The errno behind `error`, also when a library wrapped the system's error in its own (as
+/// `tempfile` adds the path), else the closest errno of its kind.
+fn errno_of(error: &io::Error) -> i32 {
+    if let Some(errno) = error.raw_os_error() {
+        return errno;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = error
+        .get_ref()
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(inner) = source {
+        if let Some(errno) = inner
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
+            return errno;
+        }
+        source = inner.source();
+    }
+    match error.kind() {
+        io::ErrorKind::StorageFull => libc::ENOSPC,
+        io::ErrorKind::PermissionDenied => libc::EACCES,
+        io::ErrorKind::NotFound => libc::ENOENT,
+        _ => libc::EIO,
+    }
 }
 
 fn errno(errno: i32) -> ErrorReply {

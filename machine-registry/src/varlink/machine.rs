@@ -66,8 +66,8 @@ impl Service for MachineService {
             RegistryCall::Machine(method) => method,
         };
         let result = match method {
-            MachineMethod::Register => self.register(&call),
-            MachineMethod::Unregister => self.unregister(&call),
+            MachineMethod::Register => self.register(&call, replier).await,
+            MachineMethod::Unregister => self.unregister(&call, replier).await,
             MachineMethod::Terminate => self.terminate(&call).await,
             MachineMethod::Kill => self.kill(&call).await,
             MachineMethod::List => return self.list(&call, replier).await,
@@ -80,14 +80,21 @@ impl Service for MachineService {
             | MachineMethod::OpenRootDirectory => Err(Error::NotSupported),
         };
         if let Err(error) = &result {
-            tracing::debug!(method = call.method(), uid = call.peer.uid, %error, "Call failed");
+            let error_chain = berth_service_runtime::error_chain(error);
+            if error.is_internal() {
+                tracing::warn!(method = call.method(), uid = call.peer.uid, error = %error_chain, "Call failed");
+            } else {
+                tracing::debug!(method = call.method(), uid = call.peer.uid, error = %error_chain, "Call failed");
+            }
         }
         Ok(result?)
     }
 }
 
 impl MachineService {
-    fn register(&self, call: &Call) -> Result<(), Error> {
+    /// Answers once the machine is indexed, saved and in the host table (all that a caller
+    /// can observe), and logs it after.
+    async fn register(&self, call: &Call, replier: &mut Replier<'_>) -> Result<(), Error> {
         let request: RegisterRequest = decode(call)?;
         let new = register::prepare(
             request,
@@ -95,16 +102,27 @@ impl MachineService {
             &call.peer,
             self.registry.boot_id(),
         )?;
-        self.registry.add(new, call.peer.is_privileged())?;
+        let machine = self.registry.add(new, call.peer.is_privileged())?;
+        answer(replier).await;
+        tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
         Ok(())
     }
 
-    fn unregister(&self, call: &Call) -> Result<(), Error> {
+    /// Answers once the machine is out of the index, its state file and the host table; logs
+    /// it and closes its pidfds (with the last reference) after.
+    async fn unregister(&self, call: &Call, replier: &mut Replier<'_>) -> Result<(), Error> {
         let lookup: MachineLookup = decode(call)?;
         let machine = self.manageable(&lookup, &call.peer)?;
-        if machine.class != MachineClass::Host {
-            self.registry
-                .remove(&machine.name, Some(machine.instance), Removal::Unregistered);
+        if machine.class == MachineClass::Host {
+            return Ok(());
+        }
+        let removal = Removal::Unregistered;
+        let removed = self
+            .registry
+            .remove(&machine.name, Some(machine.instance), removal);
+        answer(replier).await;
+        if let Some(machine) = removed {
+            tracing::info!(machine = %machine.name, ?removal, "Machine gone");
         }
         Ok(())
     }
@@ -121,7 +139,8 @@ impl MachineService {
             .registry
             .mark_stopping(&machine.name)
             .unwrap_or(machine);
-        lifecycle::terminate(&self.registry, &machine).await?;
+        let timeout = self.registry.config().terminate_timeout;
+        lifecycle::terminate(&self.registry, &machine, timeout).await?;
         Ok(())
     }
 
@@ -235,6 +254,12 @@ impl MachineService {
         info.uid_shift = keep(graceful, uid_shift(machine))?;
         Ok(info)
     }
+}
+
+/// The empty reply of a method without output, sent before the rest of the handler's work.
+async fn answer(replier: &mut Replier<'_>) {
+    // A failed write marks the connection broken: it is closed once the handler returns.
+    let _ = replier.reply(&serde_json::Map::new()).await;
 }
 
 /// A metadata value, or — when graceful — nothing instead of the error.

@@ -170,13 +170,7 @@ mod tests {
     use super::*;
 
     fn peer(uid: u32) -> Peer {
-        Peer {
-            uid,
-            gid: uid,
-            groups: Vec::new(),
-            pid: None,
-            pidfd: None,
-        }
+        Peer::new(uid, uid, Vec::new(), None, None)
     }
 
     #[test]

@@ -316,7 +316,7 @@ impl Supervisor {
             data.insert("reboot".into(), Value::Bool(true));
             self.emit("exited", Some(data));
             if let Err(e) = self.start_boot() {
-                eprintln!("supervise: {}", crate::error_chain(&e));
+                eprintln!("supervise: {}", berth_service_runtime::error_chain(&e));
                 self.end(None);
             }
         } else {

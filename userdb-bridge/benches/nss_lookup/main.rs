@@ -10,7 +10,6 @@
 
 mod fleet;
 mod lookups;
-mod machined;
 
 use std::path::Path;
 use std::process::Command;
@@ -19,9 +18,9 @@ use std::time::Duration;
 use berth_tests::bridge::{Bridge, register_container};
 use berth_tests::clients::raw_call;
 use berth_tests::daemon::Registry;
+use berth_tests::machined257::{self, Machined257};
 use fleet::Fleet;
 use lookups::{Call, Key, Timing};
-use machined::Machined257;
 use serde_json::json;
 
 /// The numbers of containers measured at.
@@ -91,11 +90,11 @@ fn can_run() -> bool {
     let missing = [
         (rustix::process::geteuid().is_root(), "root"),
         (
-            machined::available(),
+            machined257::available(),
             "systemd-machined 257 in /opt/trixie (scripts/setup-test-deps.sh)",
         ),
         (
-            Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists(),
+            machined257::cgroup2_available(),
             "cgroup2 at /sys/fs/cgroup/unified",
         ),
     ];
