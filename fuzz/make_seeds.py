@@ -50,15 +50,16 @@ for name, message in MESSAGES.items():
     write("envelope", name, message)
 
 # frame: control byte (bit 0: read() like supervise, else appended like the tokio transport;
-# bits 1-3: pad the first message to 16 MiB - 3 ... + 3), chunking seed, then the stream.
+# with 0xa in the high nibble, bits 1-3 pad the first message to 16 MiB - 3 ... + 3),
+# chunking seed, then the stream.
 stream = "\0".join(MESSAGES[k] for k in ["register", "list-all", "getinfo", "kill-name"]) + "\0"
 write("frame", "appended", b"\x00\x07" + stream.encode())
 write("frame", "read", b"\x01\x2a" + stream.encode())
 write("frame", "partial", b"\x01\x05" + stream.encode() + b'{"method":')
 write("frame", "empty-messages", b"\x00\x01\x00\x00{}\x00\x00")
-write("frame", "at-limit", b"\x09\x03" + MESSAGES["list-all"].encode() + b"\0")  # pad 4: exactly 16 MiB
-write("frame", "past-limit", b"\x0a\x03" + MESSAGES["list-all"].encode() + b"\0")  # 16 MiB + 1
-write("frame", "past-limit-open", b"\x0f\x00" + MESSAGES["list-all"].encode())
+write("frame", "at-limit", b"\xa9\x03" + MESSAGES["list-all"].encode() + b"\0")  # pad 4: exactly 16 MiB
+write("frame", "past-limit", b"\xaa\x03" + MESSAGES["list-all"].encode() + b"\0")  # 16 MiB + 1
+write("frame", "past-limit-open", b"\xaf\x00" + MESSAGES["list-all"].encode())
 
 # validate: socket (0 registry, 1 resolve hook, 2 userdb bridge, 3 supervise), method index
 # (in IDL order, org.varlink.service last), then the bytes parameters are drawn from.

@@ -1,9 +1,10 @@
-//! Calls drawn from the IDL of each socket Berth serves (input: a byte picking the socket, a
-//! byte picking the method, then the bytes parameters and flags are drawn from; the seeds are
-//! every method of every socket): a method from the real method names (now and then another
-//! one), parameters shaped by its input types (now and then not), the
+//! Calls drawn from the IDL of each socket Berth serves: a method from the real method names
+//! (now and then another one), parameters shaped by its input types (now and then not), the
 //! `more` and `oneway` flags; through the real endpoint, then decoded into the typed request
 //! the service decodes it into.
+//!
+//! Input: a byte picking the socket, a byte picking the method, then the bytes parameters and
+//! flags are drawn from (the seeds are every method of every socket).
 //!
 //! Properties: a call drawn as the IDL says is accepted (and one with both flags is a
 //! violation); answers are well-formed, and `InvalidParameter` names a parameter that was sent
