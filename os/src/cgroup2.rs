@@ -141,14 +141,15 @@ impl Cgroup {
     }
 
     /// SIGKILLs every process in it and below it with `cgroup.kill`, which cannot miss a
-    /// process forked meanwhile; without `cgroup.kill` (Linux < 5.14) each process is killed
-    /// until a pass finds none new.
+    /// process forked meanwhile; without `cgroup.kill` (Linux < 5.14), or where we may not
+    /// write it (a cgroup another user owns, and no `CAP_DAC_OVERRIDE`: the registry's unit
+    /// keeps only `CAP_KILL`), each process is killed until a pass finds none new.
     ///
     /// # Errors
     /// The cgroup is gone.
     pub fn kill(&self) -> io::Result<()> {
         match fs::write(self.path.join("cgroup.kill"), "1") {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.path.exists() => {
+            Err(e) if kill_by_signals(&e) && self.path.exists() => {
                 process::signal_until_none_new(|| self.pids(), libc::SIGKILL)
             }
             other => other,
@@ -184,6 +185,14 @@ impl Cgroup {
     pub fn remove(&self) -> io::Result<()> {
         remove_tree(&self.path)
     }
+}
+
+/// Whether a failed write of `cgroup.kill` leaves signalling each process as the way to kill.
+fn kill_by_signals(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+    )
 }
 
 fn parse_pids(procs: &str) -> Vec<u32> {
