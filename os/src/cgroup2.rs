@@ -281,4 +281,45 @@ mod tests {
         assert!(!cgroup.path().exists());
         cgroup.remove().unwrap();
     }
+
+    #[test]
+    fn a_cgroup_we_may_not_write_is_killed_by_signals() {
+        let Some(mount) = mount() else { return };
+        let root = Cgroup::at(mount);
+        if !root.is_writable() {
+            return;
+        }
+        let name = format!("berth-os-unit-foreign-{}", std::process::id());
+        let cgroup = root.create_child(&name).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        cgroup.add(child.id()).unwrap();
+        // cgroup.kill of another user's cgroup, and no CAP_DAC_OVERRIDE (as in the registry's
+        // unit): the write is refused, the processes are signalled instead.
+        let kill = cgroup.path().join("cgroup.kill");
+        let nobody = Some(rustix::fs::Uid::from_raw(65534));
+        rustix::fs::chown(&kill, nobody, None).unwrap();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+                    let mut sets = capabilities(None).unwrap();
+                    sets.effective -= CapabilitySet::DAC_OVERRIDE;
+                    set_capabilities(None, sets).unwrap();
+                    let refused = std::fs::write(&kill, "1").unwrap_err();
+                    assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+                    cgroup.kill().unwrap();
+                })
+                .join()
+                .unwrap();
+        });
+        child.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cgroup.events().unwrap().populated && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        cgroup.remove().unwrap();
+    }
 }
