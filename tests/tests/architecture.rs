@@ -25,6 +25,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("nss-module", &["berth-interfaces"]),
     ("tests", &["berth-interfaces"]),
+    // The build helper (man pages, completions) reads each program's command line.
+    (
+        "xtask",
+        &[
+            "berth-machine-registry",
+            "berth-userdb-bridge",
+            "berth-supervisor",
+        ],
+    ),
 ];
 
 /// Crates that must not link an async runtime (or zlink, which brings one), unless a feature

@@ -104,7 +104,8 @@ impl MachineService {
         )?;
         let machine = self.registry.add(new, call.peer.is_privileged())?;
         answer(replier).await;
-        tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
+        let (name, leader) = (&machine.name, machine.leader.pid());
+        tracing::info!(machine = %name, leader, "New machine {name}, leader PID {leader}");
         Ok(())
     }
 
@@ -122,7 +123,8 @@ impl MachineService {
             .remove(&machine.name, Some(machine.instance), removal);
         answer(replier).await;
         if let Some(machine) = removed {
-            tracing::info!(machine = %machine.name, ?removal, "Machine gone");
+            let name = &machine.name;
+            tracing::info!(machine = %name, ?removal, "Machine {name} gone");
         }
         Ok(())
     }
