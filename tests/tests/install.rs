@@ -11,6 +11,17 @@ use berth_tests::clients::run;
 /// What an install with the default `PREFIX` (`/usr/local`) puts below `DESTDIR`.
 const INSTALLED: &[(&str, u32)] = &[
     ("usr/local/bin/supervise", 0o755),
+    ("usr/local/bin/berthctl", 0o755),
+    ("usr/local/share/man/man1/berthctl.1", 0o644),
+    (
+        "usr/local/share/bash-completion/completions/berthctl",
+        0o644,
+    ),
+    ("usr/local/share/zsh/site-functions/_berthctl", 0o644),
+    (
+        "usr/local/share/fish/vendor_completions.d/berthctl.fish",
+        0o644,
+    ),
     ("usr/local/libexec/berth/berth-machine-registry", 0o755),
     ("usr/local/libexec/berth/berth-userdb-bridge", 0o755),
     (

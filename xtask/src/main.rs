@@ -2,7 +2,7 @@
 //! `DIR`, for `scripts/install`:
 //!
 //! * `DIR/man/man8/berth-machine-registry.8`, `DIR/man/man8/berth-userdb-bridge.8`,
-//!   `DIR/man/man1/supervise.1`;
+//!   `DIR/man/man1/supervise.1`, `DIR/man/man1/berthctl.1`;
 //! * `DIR/completions/{bash,zsh,fish}/` with each program's completion in the file name its
 //!   shell looks for (`NAME`, `_NAME`, `NAME.fish`).
 //!
@@ -31,6 +31,16 @@ calling user's registry below $XDG_RUNTIME_DIR/systemd/. Logs to the journal wit
 of its own per value (MACHINE=, LEADER=, UID=, ERROR=, ...) when standard error is the \
 journal, else to standard error; RUST_LOG sets the level.";
 
+/// berthctl's man page beyond its options.
+const BERTHCTL_ABOUT: &str = "\
+Inspects and controls the machines registered with Berth's machine registry, the way \
+machinectl does for systemd-machined, speaking only Varlink to \
+/run/systemd/machine/io.systemd.Machine (--user: $XDG_RUNTIME_DIR/systemd/machine/; \
+--runtime-dir DIR: DIR/systemd/machine/). Tables get a header and a pager only on a \
+terminal. Exit status: 0 on success, 1 when the registry or a machine refused or failed, 2 \
+for a wrong command line, 3 when the registry cannot be reached, 4 when a machine is not \
+known.";
+
 /// The bridge's man page beyond its options.
 const BRIDGE_ABOUT: &str = "\
 The userdb bridge: serves io.systemd.UserDatabase (service io.systemd.Machine) on \
@@ -55,6 +65,10 @@ fn programs() -> anyhow::Result<Vec<(Command, &'static str)>> {
         (registry, "8"),
         (bridge, "8"),
         (supervise::command(berth_supervisor::cli::USAGE)?, "1"),
+        (
+            berthctl::cli::Cli::command().long_about(BERTHCTL_ABOUT),
+            "1",
+        ),
     ])
 }
 
