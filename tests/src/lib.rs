@@ -20,6 +20,7 @@
 
 pub mod bridge;
 pub mod clients;
+pub mod container;
 pub mod daemon;
 pub mod machined257;
 pub mod machines;

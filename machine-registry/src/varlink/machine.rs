@@ -73,11 +73,13 @@ impl Service for MachineService {
             MachineMethod::List => return self.list(&call, replier).await,
             MachineMethod::MapFrom => return self.map_from(&call, replier).await,
             MachineMethod::MapTo => return self.map_to(&call, replier).await,
+            MachineMethod::OpenRootDirectory => {
+                return self.open_root_directory(&call, replier).await;
+            }
             MachineMethod::Open
             | MachineMethod::BindMount
             | MachineMethod::CopyFrom
-            | MachineMethod::CopyTo
-            | MachineMethod::OpenRootDirectory => Err(Error::NotSupported),
+            | MachineMethod::CopyTo => Err(Error::NotSupported),
         };
         if let Err(error) = &result {
             let error_chain = berth_service_runtime::error_chain(error);
