@@ -96,7 +96,11 @@ impl Container {
         let stdin = child.stdin.as_mut().expect("stdin");
         stdin.write_all(b"go\n").expect("go");
         let leader: u32 = read_line(&mut stdout).parse().expect("the leader's PID");
-        assert_eq!(read_line(&mut stdout), "ready", "the container's setup failed");
+        assert_eq!(
+            read_line(&mut stdout),
+            "ready",
+            "the container's setup failed"
+        );
         wait::until("the container's leader to run in its root", || {
             std::fs::read_to_string(format!("/proc/{leader}/comm"))
                 .is_ok_and(|c| c.trim() == "sleep")
