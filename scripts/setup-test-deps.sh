@@ -14,6 +14,7 @@
 #       systemd (varlinkctl, userdbctl), systemd-container (machinectl,
 #       systemd-nspawn, systemd-machined), systemd-userdbd, libnss-mymachines,
 #       libnss-systemd, dbus
+#     (tests/tests/pid1.rs boots it as a container with its systemd-nspawn, on an overlay)
 #     trixie is ONLY used inside the chroot; it is never added to the host's
 #     apt sources (that would upgrade the host).
 #   * /usr/local/bin/t257 — runs a binary from /opt/trixie directly on the host

@@ -36,7 +36,13 @@ impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Io(e) => write!(f, "Talking to the service failed: {e}"),
-            Self::Reply { error, .. } => write!(f, "The service replied with {error}"),
+            Self::Reply { error, parameters } if parameters.is_empty() => {
+                write!(f, "The service replied with {error}")
+            }
+            Self::Reply { error, parameters } => {
+                let parameters = Value::Object(parameters.clone());
+                write!(f, "The service replied with {error} {parameters}")
+            }
             Self::Protocol(what) => write!(f, "The service sent an invalid reply: {what}"),
         }
     }

@@ -16,14 +16,16 @@
 //! ```
 
 use std::fmt::Debug;
+use std::os::fd::OwnedFd;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use zlink::{Call, Connection, connection::Socket};
 
 use crate::instance::{DescribeReply, InstanceError};
 use crate::machine::{
-    KillRequest, ListRequest, MachineError, MachineInfo, MachineLookup, MapFromRequest, MapToReply,
-    MappedIds, RegisterRequest,
+    BindMountRequest, CopyRequest, KillRequest, ListRequest, MachineError, MachineInfo,
+    MachineLookup, MapFromRequest, MapToReply, MappedIds, OpenReply, OpenRequest,
+    OpenRootDirectoryReply, RegisterRequest,
 };
 use crate::registry::{ResolveHostReply, ResolveHostRequest, WatchReply};
 use crate::service::{EnvironmentReply, ServiceError, SetLogLevelRequest, SystemError};
@@ -65,6 +67,32 @@ where
         Ok(reply) => reply
             .into_parameters()
             .map(Ok)
+            .ok_or(zlink::Error::MissingParameters),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Calls `method` once and decodes its single reply, with the descriptors passed along with it.
+///
+/// # Errors
+/// As [`call`].
+pub async fn call_with_fds<S, P, R, E>(
+    conn: &mut Connection<S>,
+    method: &str,
+    parameters: &P,
+) -> zlink::Result<Result<(R, Vec<OwnedFd>), E>>
+where
+    S: Socket,
+    P: Serialize + Debug,
+    R: DeserializeOwned + Debug,
+    E: DeserializeOwned + Debug,
+{
+    let call = Call::new(MethodCall { method, parameters });
+    let (reply, fds) = conn.call_method::<_, R, E>(&call, Vec::new()).await?;
+    match reply {
+        Ok(reply) => reply
+            .into_parameters()
+            .map(|parameters| Ok((parameters, fds)))
             .ok_or(zlink::Error::MissingParameters),
         Err(e) => Ok(Err(e)),
     }
@@ -216,6 +244,88 @@ impl<S: Socket> MachineProxy for Connection<S> {
 
     async fn map_to(&mut self, ids: &MappedIds) -> zlink::Result<Result<MapToReply, MachineError>> {
         call(self, "io.systemd.Machine.MapTo", ids).await
+    }
+}
+
+/// Client side of the `io.systemd.Machine` methods that go into a machine (those that pass a
+/// descriptor return it).
+pub trait EnterProxy {
+    /// `OpenRootDirectory`: the machine's root directory.
+    fn open_root_directory(
+        &mut self,
+        lookup: &MachineLookup,
+    ) -> impl Future<Output = zlink::Result<Result<OwnedFd, MachineError>>>;
+    /// `Open`: the pty's master and the reply.
+    fn open(
+        &mut self,
+        request: &OpenRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(OpenReply, OwnedFd), MachineError>>>;
+    /// `BindMount`.
+    fn bind_mount(
+        &mut self,
+        request: &BindMountRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), MachineError>>>;
+    /// `CopyFrom`.
+    fn copy_from(
+        &mut self,
+        request: &CopyRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), MachineError>>>;
+    /// `CopyTo`.
+    fn copy_to(
+        &mut self,
+        request: &CopyRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), MachineError>>>;
+}
+
+/// The descriptor a reply names by its index.
+fn passed(fds: Vec<OwnedFd>, index: i64) -> zlink::Result<OwnedFd> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|index| fds.into_iter().nth(index))
+        .ok_or(zlink::Error::MissingParameters)
+}
+
+impl<S: Socket> EnterProxy for Connection<S> {
+    async fn open_root_directory(
+        &mut self,
+        lookup: &MachineLookup,
+    ) -> zlink::Result<Result<OwnedFd, MachineError>> {
+        let method = "io.systemd.Machine.OpenRootDirectory";
+        match call_with_fds::<_, _, OpenRootDirectoryReply, _>(self, method, lookup).await? {
+            Ok((reply, fds)) => Ok(Ok(passed(fds, reply.file_descriptor)?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn open(
+        &mut self,
+        request: &OpenRequest,
+    ) -> zlink::Result<Result<(OpenReply, OwnedFd), MachineError>> {
+        match call_with_fds::<_, _, OpenReply, _>(self, "io.systemd.Machine.Open", request).await? {
+            Ok((reply, fds)) => {
+                let fd = passed(fds, reply.pty_file_descriptor)?;
+                Ok(Ok((reply, fd)))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn bind_mount(
+        &mut self,
+        request: &BindMountRequest,
+    ) -> zlink::Result<Result<(), MachineError>> {
+        call_unit(self, "io.systemd.Machine.BindMount", request).await
+    }
+
+    async fn copy_from(
+        &mut self,
+        request: &CopyRequest,
+    ) -> zlink::Result<Result<(), MachineError>> {
+        call_unit(self, "io.systemd.Machine.CopyFrom", request).await
+    }
+
+    async fn copy_to(&mut self, request: &CopyRequest) -> zlink::Result<Result<(), MachineError>> {
+        call_unit(self, "io.systemd.Machine.CopyTo", request).await
     }
 }
 

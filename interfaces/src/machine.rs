@@ -254,6 +254,98 @@ pub struct MapFromRequest {
     pub gid: Option<u32>,
 }
 
+/// How `Open` opens a terminal in the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenMode {
+    /// A pseudo-terminal of the machine, nothing started on it.
+    Tty,
+    /// A login prompt on it.
+    Login,
+    /// A shell (or `path` with `args`) on it, as `user`.
+    Shell,
+}
+
+/// Parameters of `Open`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenRequest {
+    /// Which machine.
+    #[serde(flatten)]
+    pub lookup: MachineLookup,
+    /// What to open.
+    pub mode: OpenMode,
+    /// `shell`: the user inside the machine (default `root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `shell`: the program (default the user's login shell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `shell`: its arguments (`argv[1…]`; default `-l` for the login shell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// `shell`: more environment, `KEY=VALUE` each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Vec<String>>,
+}
+
+/// Reply of `Open`; the pty's master comes as descriptor number `pty_file_descriptor` of the
+/// reply's `SCM_RIGHTS`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenReply {
+    /// Index of the pty master among the passed descriptors.
+    pub pty_file_descriptor: i64,
+    /// The pty's path inside the machine.
+    pub pty_path: String,
+}
+
+/// Reply of `OpenRootDirectory`; the directory comes as descriptor number `file_descriptor`
+/// of the reply's `SCM_RIGHTS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenRootDirectoryReply {
+    /// Index of the directory among the passed descriptors.
+    pub file_descriptor: i64,
+}
+
+/// Parameters of `BindMount`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindMountRequest {
+    /// Which machine.
+    #[serde(flatten)]
+    pub lookup: MachineLookup,
+    /// The host file or directory, an absolute path.
+    pub source: String,
+    /// Where it appears in the machine (default: `source`), an absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Whether the mount is read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Whether a missing destination is made first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mkdir: Option<bool>,
+}
+
+/// Parameters of `CopyFrom` and `CopyTo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyRequest {
+    /// Which machine.
+    #[serde(flatten)]
+    pub lookup: MachineLookup,
+    /// What to copy, an absolute path (in the machine for `CopyFrom`, on the host for `CopyTo`).
+    pub source: String,
+    /// Where to (default: `source`), an absolute path on the other side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Whether an existing destination is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<bool>,
+}
+
 /// Parameters of `MapTo`, and the IDs of a `MapFrom` reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MappedIds {

@@ -10,6 +10,8 @@
 //! * [`cgroup`], [`kill`] and [`metadata`] are the registry's side of the OS (the machines' own
 //!   cgroups, signalling them, os-release), on `berth_os` (pidfds, `/proc`, cgroup2, signal
 //!   names); [`idmap`] reads user namespaces; [`control`] calls a machine's controller.
+//! * [`enter`] is what goes into a machine: its root directory, terminals, bind mounts and
+//!   copies, with the caller's rights, through the helper where namespaces are entered.
 //! * [`hosts`] is the host table the registry publishes for the NSS module; [`network`] watches
 //!   containers' addresses.
 //! * [`names`] and [`state_file`] are pure parsing and formatting.
@@ -22,6 +24,7 @@ pub mod cgroup;
 pub mod config;
 pub mod control;
 pub mod dns;
+pub mod enter;
 pub mod error;
 pub mod hosts;
 pub mod idmap;

@@ -440,7 +440,8 @@ impl Registry {
             .map(|r| r.name.clone());
         let removal = Removal::Ended;
         if let Some(machine) = name.and_then(|name| self.remove(&name, Some(instance), removal)) {
-            tracing::info!(machine = %machine.name, ?removal, "Machine gone");
+            let name = &machine.name;
+            tracing::info!(machine = %name, ?removal, "Machine {name} gone");
         }
     }
 

@@ -141,14 +141,15 @@ impl Cgroup {
     }
 
     /// SIGKILLs every process in it and below it with `cgroup.kill`, which cannot miss a
-    /// process forked meanwhile; without `cgroup.kill` (Linux < 5.14) each process is killed
-    /// until a pass finds none new.
+    /// process forked meanwhile; without `cgroup.kill` (Linux < 5.14), or where we may not
+    /// write it (a cgroup another user owns, and no `CAP_DAC_OVERRIDE`: the registry's unit
+    /// keeps only `CAP_KILL`), each process is killed until a pass finds none new.
     ///
     /// # Errors
     /// The cgroup is gone.
     pub fn kill(&self) -> io::Result<()> {
         match fs::write(self.path.join("cgroup.kill"), "1") {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.path.exists() => {
+            Err(e) if kill_by_signals(&e) && self.path.exists() => {
                 process::signal_until_none_new(|| self.pids(), libc::SIGKILL)
             }
             other => other,
@@ -184,6 +185,14 @@ impl Cgroup {
     pub fn remove(&self) -> io::Result<()> {
         remove_tree(&self.path)
     }
+}
+
+/// Whether a failed write of `cgroup.kill` leaves signalling each process as the way to kill.
+fn kill_by_signals(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+    )
 }
 
 fn parse_pids(procs: &str) -> Vec<u32> {
@@ -270,6 +279,47 @@ mod tests {
         }
         cgroup.remove().unwrap();
         assert!(!cgroup.path().exists());
+        cgroup.remove().unwrap();
+    }
+
+    #[test]
+    fn a_cgroup_we_may_not_write_is_killed_by_signals() {
+        let Some(mount) = mount() else { return };
+        let root = Cgroup::at(mount);
+        if !root.is_writable() {
+            return;
+        }
+        let name = format!("berth-os-unit-foreign-{}", std::process::id());
+        let cgroup = root.create_child(&name).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        cgroup.add(child.id()).unwrap();
+        // cgroup.kill of another user's cgroup, and no CAP_DAC_OVERRIDE (as in the registry's
+        // unit): the write is refused, the processes are signalled instead.
+        let kill = cgroup.path().join("cgroup.kill");
+        let nobody = Some(rustix::fs::Uid::from_raw(65534));
+        rustix::fs::chown(&kill, nobody, None).unwrap();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+                    let mut sets = capabilities(None).unwrap();
+                    sets.effective -= CapabilitySet::DAC_OVERRIDE;
+                    set_capabilities(None, sets).unwrap();
+                    let refused = std::fs::write(&kill, "1").unwrap_err();
+                    assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+                    cgroup.kill().unwrap();
+                })
+                .join()
+                .unwrap();
+        });
+        child.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cgroup.events().unwrap().populated && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
         cgroup.remove().unwrap();
     }
 }

@@ -11,6 +11,8 @@
 //! * [`root`]: a machine's root directory, pinned through its leader, and paths resolved
 //!   strictly inside it.
 //! * [`identity`]: file work done with a caller's rights.
+//! * [`journal`]: whether standard error is the journal, and entries in journald's native
+//!   protocol.
 //! * [`sys`]: the only module with `unsafe` code, wrapping the few system calls that neither
 //!   std nor rustix expose safely.
 //!
@@ -21,6 +23,7 @@
 
 pub mod cgroup2;
 pub mod identity;
+pub mod journal;
 pub mod namespace;
 pub mod proc;
 pub mod process;

@@ -1,10 +1,18 @@
-//! Binding a listening AF_UNIX socket by path, the way every Berth service and `supervise` do
-//! when no socket was passed to them: never stealing a socket another process serves.
+//! AF_UNIX sockets: binding a listening one by path, the way every Berth service and
+//! `supervise` do when no socket was passed to them (never stealing a socket another process
+//! serves), and passing descriptors along with messages (`SCM_RIGHTS`).
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
+};
 
 /// Why a socket could not be bound.
 #[derive(Debug)]
@@ -81,6 +89,49 @@ pub fn create_dir_all_with_mode(path: &Path, mode: u32) -> io::Result<()> {
         .create(path)
 }
 
+/// The most descriptors one message carries.
+pub const MAX_FDS: usize = 16;
+
+/// Sends `bytes` on `socket` with `fds` attached (`SCM_RIGHTS`) to its first byte; returns how
+/// many bytes went out (the rest, if any, goes out with plain writes).
+///
+/// # Errors
+/// The kernel's error (`EAGAIN` on a non-blocking socket that is full).
+pub fn send_with_fds(socket: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let iov = [IoSlice::new(bytes)];
+    Ok(sendmsg(socket, &iov, &mut control, SendFlags::NOSIGNAL)?)
+}
+
+/// Receives into `buffer` from `socket`, with the descriptors that came along (at most
+/// [`MAX_FDS`]; they are close-on-exec).
+///
+/// # Errors
+/// The kernel's error; `EMSGSIZE` when descriptors or a datagram were cut off.
+pub fn recv_with_fds(socket: impl AsFd, buffer: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(buffer)];
+    let received = recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = message {
+            fds.extend(rights);
+        }
+    }
+    if received
+        .flags
+        .intersects(ReturnFlags::CTRUNC | ReturnFlags::TRUNC)
+    {
+        return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+    }
+    Ok((received.bytes, fds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +147,23 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o666);
         drop(again);
+    }
+
+    #[test]
+    fn descriptors_travel_with_a_message() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let file = tempfile::tempfile().unwrap();
+        assert_eq!(send_with_fds(&a, b"hello", &[file.as_fd()]).unwrap(), 5);
+        let mut buffer = [0u8; 16];
+        let (read, fds) = recv_with_fds(&b, &mut buffer).unwrap();
+        assert_eq!(&buffer[..read], b"hello");
+        assert_eq!(fds.len(), 1);
+        let ours = rustix::fs::fstat(&file).unwrap();
+        let theirs = rustix::fs::fstat(&fds[0]).unwrap();
+        assert_eq!((ours.st_dev, ours.st_ino), (theirs.st_dev, theirs.st_ino));
+        send_with_fds(&a, b"plain", &[]).unwrap();
+        let (read, fds) = recv_with_fds(&b, &mut buffer).unwrap();
+        assert_eq!((&buffer[..read], fds.len()), (&b"plain"[..], 0));
     }
 
     #[test]

@@ -24,6 +24,8 @@ method Slow(ms: int) -> ()
 
 method Fail() -> ()
 
+method Fd() -> (fileDescriptor: int)
+
 error Failed(reason: string)
 ";
 
@@ -36,6 +38,7 @@ enum Method {
     Watch,
     Slow,
     Fail,
+    Fd,
 }
 
 /// Subscriptions whose handler returned because the client went away.
@@ -51,6 +54,7 @@ impl Service for TestService {
             "Watch" => Method::Watch,
             "Slow" => Method::Slow,
             "Fail" => Method::Fail,
+            "Fd" => Method::Fd,
             _ => return None,
         })
     }
@@ -82,6 +86,12 @@ impl Service for TestService {
                 let ms = p["ms"].as_u64().unwrap_or(0);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok(())
+            }
+            Method::Fd => {
+                let file = tempfile::tempfile().expect("a file");
+                std::io::Write::write_all(&mut &file, b"passed").expect("written");
+                let reply = json!({"fileDescriptor": 0});
+                replier.reply_with_fds(&reply, vec![file.into()]).await
             }
             Method::Fail => Err(ErrorReply {
                 name: "org.example.test.Failed".into(),
@@ -397,4 +407,30 @@ fn a_server_with_a_method_without_handler_does_not_start() {
         error.to_string(),
         "Method org.example.test.Slow is served but has no handler"
     );
+}
+
+#[tokio::test]
+async fn descriptors_are_passed_with_the_reply() {
+    use std::io::{Read, Seek, Write};
+    let server = Running::start().await;
+    let path = server.path.clone();
+    let (reply, fds) = tokio::task::spawn_blocking(move || {
+        let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        stream
+            .write_all(b"{\"method\":\"org.example.test.Fd\"}\0")
+            .unwrap();
+        let mut buffer = vec![0u8; 4096];
+        let (read, fds) = berth_os::socket::recv_with_fds(&stream, &mut buffer).unwrap();
+        (buffer[..read].to_vec(), fds)
+    })
+    .await
+    .unwrap();
+    assert_eq!(reply, b"{\"parameters\":{\"fileDescriptor\":0}}\0");
+    assert_eq!(fds.len(), 1);
+    let mut file = std::fs::File::from(fds.into_iter().next().unwrap());
+    file.rewind().unwrap();
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "passed");
+    server.stop().await;
 }

@@ -12,6 +12,7 @@
 //! * [`server`]: the control socket (`io.systemd.MachineInstance`, `io.berth.Supervisor`).
 //! * [`payload`], [`cgroup`]: the payload and its cgroup leaf.
 //! * [`registration`]: `Register`/`Unregister` with the registry.
+//! * [`log`]: start, registration and end of the machine, to the journal (with fields) or stderr.
 //! * [`poller`], [`error`]: plumbing.
 //!
 //! Processes, `/proc` trees, cgroup2, signal names and the system calls that need `unsafe`
@@ -21,6 +22,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod error;
+pub mod log;
 pub mod payload;
 pub mod poller;
 pub mod registration;

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             return match berth_supervisor::run(*config) {
                 Ok(status) => ExitCode::from(status),
                 Err(e) => {
-                    eprintln!("supervise: {}", berth_service_runtime::error_chain(&e));
+                    berth_supervisor::log::error(&berth_service_runtime::error_chain(&e));
                     ExitCode::from(FAILED)
                 }
             };

@@ -11,6 +11,8 @@
 //! * [`machined257`]: the real systemd-machined 257 from the trixie chroot, for benchmarks
 //!   that compare, and leaders in the scope cgroups it needs.
 //! * [`nss`]: the NSS module installed for real clients inside private mount namespaces.
+//! * [`pid1`]: systemd 257 booted as PID 1 in a container, with Berth installed by
+//!   `scripts/install`.
 //! * [`wait`]: polling with a deadline, never sleeping for a fixed time.
 //! * [`require`]: tests that need root or a real client report a skip, or fail when
 //!   `BERTH_TESTS_REQUIRE_ALL=1` (CI) says everything must run.
@@ -18,11 +20,13 @@
 
 pub mod bridge;
 pub mod clients;
+pub mod container;
 pub mod daemon;
 pub mod machined257;
 pub mod machines;
 pub mod netns;
 pub mod nss;
+pub mod pid1;
 pub mod process;
 pub mod require;
 pub mod supervise;

@@ -6,8 +6,13 @@ use std::time::{Duration, Instant};
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Polls `condition` until it holds; panics with `what` after [`DEADLINE`].
-pub fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
+pub fn until(what: &str, condition: impl FnMut() -> bool) {
+    until_within(what, DEADLINE, condition);
+}
+
+/// [`until`] with a deadline of its own (booting a container, say).
+pub fn until_within(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));

@@ -24,12 +24,23 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["berth-interfaces", "berth-os", "berth-service-runtime"],
     ),
     ("nss-module", &["berth-interfaces"]),
+    ("berthctl", &["berth-interfaces", "berth-os"]),
     ("tests", &["berth-interfaces"]),
+    // The build helper (man pages, completions) reads each program's command line.
+    (
+        "xtask",
+        &[
+            "berth-machine-registry",
+            "berth-userdb-bridge",
+            "berth-supervisor",
+            "berthctl",
+        ],
+    ),
 ];
 
 /// Crates that must not link an async runtime (or zlink, which brings one), unless a feature
 /// asks for it.
-const NO_RUNTIME: &[&str] = &["os", "supervisor-proto", "nss-module"];
+const NO_RUNTIME: &[&str] = &["os", "supervisor-proto", "nss-module", "berthctl"];
 
 /// The only files that may hold `unsafe` code.
 const UNSAFE_ALLOWED: &[&str] = &["os/src/sys.rs", "nss-module/src/ffi.rs"];

@@ -233,7 +233,7 @@ fn lookups_kill_and_list_validate_their_parameters() {
         (
             "OpenRootDirectory",
             json!({"name": ".host"}),
-            machine_error("NotSupported"),
+            json!({"parameters": {"fileDescriptor": 0}}),
         ),
         ("BindMount", json!({"name": ".host"}), invalid("source")),
     ];

@@ -66,6 +66,12 @@ fn it_notifies_readiness_and_stopping_and_removes_its_socket() {
         String::from_utf8_lossy(&buf[..n]).trim_end().to_owned()
     };
     assert!(receive().contains("READY=1"));
+    // The registry is followed from the first lookup that could name a container user on.
+    let not_found = "io.systemd.UserDatabase.NoRecordFound";
+    let root = serde_json::json!({"userName": "root"});
+    assert_eq!(outcome(&bridge.user(root)), not_found);
+    let container_user = serde_json::json!({"userName": "vu-none-0"});
+    assert_eq!(outcome(&bridge.user(container_user)), not_found);
     assert_eq!(receive(), "STATUS=Following the machine registry");
     let mode = std::fs::metadata(bridge.socket())
         .unwrap()

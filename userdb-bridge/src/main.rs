@@ -58,9 +58,10 @@ async fn serve(args: Args, log: Option<LogControl>) -> anyhow::Result<()> {
     config.log = log;
     let server = Server::new(UserDatabaseService::new(Arc::clone(&cache)), config)?;
     tracing::info!(socket = %paths.socket.display(), registry = %paths.registry.display(), "Serving");
-    notify::ready("Waiting for the machine registry");
+    notify::ready("Waiting for the first lookup of a container's user");
     notify::spawn_watchdog();
-    // After READY=1, so that the watcher's status lines come after it.
+    // After READY=1, so that the watcher's status lines come after it. It connects to the
+    // registry at the first lookup that could name a container user.
     let watcher = tokio::spawn(watcher::follow(cache, paths.registry.clone()));
     server.run(vec![listener], shutdown::wait(stopped)).await;
     notify::stopping("Shutting down");

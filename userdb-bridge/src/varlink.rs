@@ -2,6 +2,7 @@
 //! the cache, and reply with one record or the error (the mapping lives in [`crate::error`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_interfaces::Methods;
 use berth_interfaces::methods::UserDatabaseMethod;
@@ -15,6 +16,10 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::lookup::{self, Found, Query, SERVICE};
 use crate::names::{self, Kind};
+
+/// How long the first lookup that could name a container user waits for the registry's
+/// listing (the registry may have to be started by its socket first).
+const FIRST_LISTING: Duration = Duration::from_secs(2);
 
 /// The userdb service of the bridge.
 #[derive(Debug)]
@@ -32,7 +37,9 @@ impl UserDatabaseService {
     async fn get_user_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
         let request: UserRecordRequest = decode(call, &["uid", "userName", "service"])?;
         let name = request.user_name.as_deref();
-        let found = self.lookup(Kind::User, request.uid, name, &request.service)?;
+        let found = self
+            .lookup(Kind::User, request.uid, name, &request.service)
+            .await?;
         let reply = RecordReply {
             record: lookup::user_record(found),
             incomplete: None,
@@ -44,7 +51,9 @@ impl UserDatabaseService {
     async fn get_group_record(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
         let request: GroupRecordRequest = decode(call, &["gid", "groupName", "service"])?;
         let name = request.group_name.as_deref();
-        let found = self.lookup(Kind::Group, request.gid, name, &request.service)?;
+        let found = self
+            .lookup(Kind::Group, request.gid, name, &request.service)
+            .await?;
         let reply = RecordReply {
             record: lookup::group_record(found),
             incomplete: None,
@@ -53,7 +62,7 @@ impl UserDatabaseService {
     }
 
     /// Checks a record lookup in machined's order (ID, name, service) and answers it.
-    fn lookup(
+    async fn lookup(
         &self,
         kind: Kind,
         id: Option<u32>,
@@ -67,7 +76,7 @@ impl UserDatabaseService {
         check_id(id, id_field)?;
         check_name(name, name_field)?;
         check_service(service)?;
-        self.find(&Query { kind, id, name })
+        self.find(&Query { kind, id, name }).await
     }
 
     /// `GetMemberships`: container users belong to no auxiliary groups.
@@ -80,13 +89,17 @@ impl UserDatabaseService {
     }
 
     /// Answers a query from the cache; a query that could be ours while the registry's
-    /// machines are not known is `ServiceNotAvailable`, never a guess.
-    fn find(&self, query: &Query<'_>) -> Result<Found> {
+    /// machines are not known is `ServiceNotAvailable`, never a guess. The first such query
+    /// starts following the registry and waits (at most [`FIRST_LISTING`]) for its listing.
+    async fn find(&self, query: &Query<'_>) -> Result<Found> {
         if query.id.is_none() && query.name.is_none() {
             return Err(Error::EnumerationNotSupported);
         }
         if !query.could_match() {
             return Err(Error::NoRecordFound);
+        }
+        if self.cache.want() {
+            self.cache.synchronized_within(FIRST_LISTING).await;
         }
         self.cache.read(|index| match index {
             Some(index) => query.resolve(index),

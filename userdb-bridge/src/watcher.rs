@@ -1,5 +1,5 @@
-//! Keeps the cache current from the registry's `io.berth.Registry.Watch` stream: the listing
-//! is built aside and installed on `synchronized`; every later event is applied at once. When
+//! Keeps the cache current from the registry's `io.berth.Registry.Watch` stream, from the
+//! first lookup that could name a container user on (see [`Cache`]): the listing is built aside and installed on `synchronized`; every later event is applied at once. When
 //! the stream ends the cache is cleared and the watcher reconnects with a bounded backoff.
 
 use std::convert::Infallible;
@@ -40,11 +40,13 @@ enum Outcome {
     WasSynchronized,
 }
 
-/// Follows the registry at `socket` into `cache` for as long as the task runs.
+/// Follows the registry at `socket` into `cache` for as long as the task runs, from the first
+/// lookup that wants the listing on.
 ///
 /// # Cancel safety
 /// Cancel safe: aborting leaves the cache as it was at the last applied event.
 pub async fn follow(cache: Arc<Cache>, socket: PathBuf) {
+    cache.wanted().await;
     let mut backoff = MIN_BACKOFF;
     loop {
         let mut outcome = Outcome::Failed;

@@ -73,11 +73,13 @@ impl Service for MachineService {
             MachineMethod::List => return self.list(&call, replier).await,
             MachineMethod::MapFrom => return self.map_from(&call, replier).await,
             MachineMethod::MapTo => return self.map_to(&call, replier).await,
+            MachineMethod::OpenRootDirectory => {
+                return self.open_root_directory(&call, replier).await;
+            }
             MachineMethod::Open
             | MachineMethod::BindMount
             | MachineMethod::CopyFrom
-            | MachineMethod::CopyTo
-            | MachineMethod::OpenRootDirectory => Err(Error::NotSupported),
+            | MachineMethod::CopyTo => Err(Error::NotSupported),
         };
         if let Err(error) = &result {
             let error_chain = berth_service_runtime::error_chain(error);
@@ -104,7 +106,8 @@ impl MachineService {
         )?;
         let machine = self.registry.add(new, call.peer.is_privileged())?;
         answer(replier).await;
-        tracing::info!(machine = %machine.name, leader = machine.leader.pid(), "New machine");
+        let (name, leader) = (&machine.name, machine.leader.pid());
+        tracing::info!(machine = %name, leader, "New machine {name}, leader PID {leader}");
         Ok(())
     }
 
@@ -122,7 +125,8 @@ impl MachineService {
             .remove(&machine.name, Some(machine.instance), removal);
         answer(replier).await;
         if let Some(machine) = removed {
-            tracing::info!(machine = %machine.name, ?removal, "Machine gone");
+            let name = &machine.name;
+            tracing::info!(machine = %name, ?removal, "Machine {name} gone");
         }
         Ok(())
     }

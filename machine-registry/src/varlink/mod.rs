@@ -2,6 +2,7 @@
 //! registry socket, `io.systemd.Resolve.Hook` on the resolve hook socket.
 
 mod berth;
+mod enter;
 mod error;
 mod hook;
 mod idmap;

@@ -3,7 +3,10 @@
 
 use std::io;
 
-use tokio::io::AsyncWriteExt;
+use std::os::fd::BorrowedFd;
+
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 
 use crate::protocol::{ErrorReply, push_error, push_reply};
@@ -53,6 +56,32 @@ impl Output {
     pub(crate) async fn message(&mut self, message: &[u8]) -> io::Result<()> {
         self.buffer.extend_from_slice(message);
         self.write_if_full().await
+    }
+
+    /// Writes everything queued, then a reply carrying `parameters` with `fds` attached to its
+    /// first byte (`SCM_RIGHTS`), as sd-varlink passes descriptors.
+    ///
+    /// # Errors
+    /// The client is gone.
+    pub(crate) async fn reply_with_fds(
+        &mut self,
+        parameters: &[u8],
+        fds: &[BorrowedFd<'_>],
+    ) -> io::Result<()> {
+        self.flush().await?;
+        let mut message = Vec::new();
+        push_reply(&mut message, parameters, false);
+        let stream: &UnixStream = self.stream.as_ref();
+        let sent = loop {
+            stream.writable().await?;
+            match stream.try_io(Interest::WRITABLE, || {
+                berth_os::socket::send_with_fds(stream, &message, fds)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => break other?,
+            }
+        };
+        self.stream.write_all(&message[sent..]).await
     }
 
     async fn write_if_full(&mut self) -> io::Result<()> {

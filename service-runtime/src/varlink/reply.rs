@@ -1,6 +1,7 @@
 //! Writing replies: single, streamed enumerations, notifications and errors.
 
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use berth_interfaces::service::SystemError;
 use serde::Serialize;
@@ -73,6 +74,31 @@ impl<'c> Replier<'c> {
             self.flush_held(true).await?;
             self.write_frame(&frame, false).await?;
             self.writer.flush().await
+        }
+        .await;
+        self.finished = true;
+        self.check(result)
+    }
+
+    /// Sends the final reply with descriptors attached (`SCM_RIGHTS`); the parameters refer to
+    /// them by their index in `fds`, as sd-varlink's `ptyFileDescriptor` and `fileDescriptor`
+    /// do. A `oneway` call gets nothing, and the descriptors are closed.
+    ///
+    /// # Errors
+    /// As [`Replier::reply`].
+    pub async fn reply_with_fds<P: Serialize + ?Sized>(
+        &mut self,
+        parameters: &P,
+        fds: Vec<OwnedFd>,
+    ) -> HandlerResult {
+        let frame = encode(parameters)?;
+        let result = async {
+            self.flush_held(true).await?;
+            if self.oneway {
+                return Ok(());
+            }
+            let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+            self.writer.reply_with_fds(&frame, &borrowed).await
         }
         .await;
         self.finished = true;

@@ -1,6 +1,7 @@
 //! A machine's life: boots, reaping, killing everything, and telling when it is over.
 
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::Duration;
 
 use berth_interfaces::instance::InstanceError;
@@ -14,7 +15,9 @@ use serde_json::{Map, Value};
 
 use super::{CGROUP, PAYLOAD, Phase, Supervisor, TIMER, warn};
 use crate::cgroup::Leaf;
+use crate::cli::Config;
 use crate::error::{Error, Result};
+use crate::log;
 use crate::payload::{ExitStatus, Payload};
 use crate::poller;
 
@@ -28,14 +31,13 @@ impl Supervisor {
             let _ = self.poller.add(leaf.events_fd(), CGROUP, poller::PRIORITY);
         }
         let registered = match &self.registrar {
-            Some(registrar) => {
-                registrar
-                    .register(&payload, self.boot)
-                    .map_err(|source| Error::Register {
-                        registry: registrar.socket.clone(),
-                        source,
-                    })
-            }
+            Some(registrar) => registrar
+                .register(&payload, self.boot)
+                .map_err(|source| Error::Register {
+                    registry: registrar.socket.clone(),
+                    source,
+                })
+                .inspect(|()| log_registered(&self.config.name, &registrar.socket)),
             None => Ok(()),
         };
         self.payload = Some(payload);
@@ -50,6 +52,7 @@ impl Supervisor {
         let mut data = Map::new();
         if let Some(payload) = &self.payload {
             data.insert("pid".into(), payload.pid.into());
+            log_started(&self.config, payload.pid, self.boot);
         }
         data.insert("boot".into(), self.boot.into());
         self.emit("started", Some(data));
@@ -130,6 +133,10 @@ impl Supervisor {
         }
         let mut data = Map::new();
         data.insert("reason".into(), reason.into());
+        log::info(
+            &format!("Machine {} ends: terminated by {reason}", self.config.name),
+            &[("REASON", reason)],
+        );
         self.emit("terminate", Some(data));
         self.disarm_timer();
         self.phase = Phase::Ending { reboot: false };
@@ -311,12 +318,13 @@ impl Supervisor {
         if let Some(Err(e)) = self.registrar.as_ref().map(|r| r.unregister(&payload)) {
             warn(format_args!("Cannot unregister the machine: {e}"));
         }
+        log_exited(&self.config.name, payload.status, reboot);
         let mut data = payload.status.map(ExitStatus::to_json).unwrap_or_default();
         if reboot {
             data.insert("reboot".into(), Value::Bool(true));
             self.emit("exited", Some(data));
             if let Err(e) = self.start_boot() {
-                eprintln!("supervise: {}", berth_service_runtime::error_chain(&e));
+                log::error(&berth_service_runtime::error_chain(&e));
                 self.end(None);
             }
         } else {
@@ -341,6 +349,44 @@ impl Supervisor {
         let last = reply_message(&ChildrenReply::default(), false);
         self.server.broadcast(|c| c.children, &last, &self.poller);
     }
+}
+
+fn log_registered(name: &str, registry: &Path) {
+    let registry = registry.display().to_string();
+    log::info(
+        &format!("Machine {name} registered with {registry}"),
+        &[("REGISTRY", &registry)],
+    );
+}
+
+fn log_started(config: &Config, pid: u32, boot: u32) {
+    let (pid, boot) = (pid.to_string(), boot.to_string());
+    let message = format!(
+        "Machine {} started: {} as PID {pid}, boot {boot}",
+        config.name,
+        config.program.display()
+    );
+    log::info(&message, &[("LEADER", &pid), ("BOOT", &boot)]);
+}
+
+/// The end of a boot, with the payload's status as systemd words it (`EXIT_CODE=exited` and
+/// the code, or `killed`/`dumped` and the signal).
+fn log_exited(name: &str, status: Option<ExitStatus>, reboot: bool) {
+    let (code, value) = match status {
+        Some(ExitStatus::Exited(code)) => ("exited", code.to_string()),
+        Some(ExitStatus::Signaled(signal)) => ("killed", signal.to_string()),
+        None => ("unknown", String::new()),
+    };
+    let how = match code {
+        "exited" => format!("exited with status {value}"),
+        "killed" => format!("was killed by signal {value}"),
+        _ => "ended".to_owned(),
+    };
+    let then = if reboot { ", rebooting" } else { "" };
+    log::info(
+        &format!("Machine {name}: the payload {how}{then}"),
+        &[("EXIT_CODE", code), ("EXIT_STATUS", &value)],
+    );
 }
 
 /// What a wait status says: the change and its number (exit code or signal).

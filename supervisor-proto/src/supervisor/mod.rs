@@ -19,6 +19,7 @@ use rustix::process::Signal;
 use crate::cgroup::CgroupParent;
 use crate::cli::{CgroupChoice, Config};
 use crate::error::{Error, Result};
+use crate::log;
 use crate::payload::{ExitStatus, Payload};
 use crate::poller::{self, Poller};
 use crate::registration::Registrar;
@@ -71,6 +72,7 @@ pub struct Supervisor {
 /// The supervisor could not set itself up or start the first boot (the payload's own
 /// failure is its exit status).
 pub fn run(config: Config) -> Result<u8> {
+    log::open(&config.name);
     let mut supervisor = Supervisor::new(config)?;
     supervisor.start_boot()?;
     while !supervisor.done {
@@ -215,7 +217,7 @@ fn handled_signals() -> Vec<i32> {
         .collect()
 }
 
-/// A warning on stderr about something the supervisor works around.
+/// A warning about something the supervisor works around.
 fn warn(what: std::fmt::Arguments<'_>) {
-    eprintln!("supervise: {what}, ignoring");
+    log::warning(&format!("{what}, ignoring"));
 }

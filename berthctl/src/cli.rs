@@ -1,0 +1,132 @@
+//! The command line.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Inspect and control the machines registered with Berth.
+#[derive(Debug, Parser)]
+#[command(name = "berthctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Where to find the services.
+    #[command(flatten)]
+    pub scope: Scope,
+    /// How to print.
+    #[command(flatten)]
+    pub output: Output,
+    /// What to do.
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+/// Which registry: the system's, the user's, or one below a runtime directory.
+#[derive(Debug, Clone, Args)]
+pub struct Scope {
+    /// Talk to the calling user's registry (below $XDG_RUNTIME_DIR).
+    #[arg(long, global = true)]
+    pub user: bool,
+    /// Talk to the registry started with this --runtime-dir.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+/// Output options.
+#[derive(Debug, Clone, Args)]
+pub struct Output {
+    /// Do not print the header and footer of tables.
+    #[arg(long, global = true)]
+    pub no_legend: bool,
+    /// Do not pipe the output into a pager.
+    #[arg(long, global = true)]
+    pub no_pager: bool,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// List the registered machines.
+    List {
+        /// Also show the host itself (`.host`).
+        #[arg(long, short)]
+        all: bool,
+        /// One JSON object per machine, as `varlinkctl call --more` prints them.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a machine in detail, its processes, and what its cgroup uses.
+    Status {
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show a machine's properties as KEY=VALUE lines.
+    Show {
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Terminate machines (through their controller if they have one, else by signals).
+    Terminate {
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal to processes of machines.
+    Kill {
+        /// Which processes: leader, supervisor or all.
+        #[arg(long, value_enum, default_value_t = KillWhom::All)]
+        kill_whom: KillWhom,
+        /// The signal, by name or number.
+        #[arg(long, short, default_value = "SIGTERM")]
+        signal: String,
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Ask machines to power off (through their controller).
+    Poweroff {
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Ask machines to reboot (through their controller).
+    Reboot {
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Freeze machines (through their controller).
+    Pause {
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Thaw frozen machines (through their controller).
+    Resume {
+        /// The machines.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Follow machines coming, changing and going, live.
+    Watch,
+    /// Run PROGRAM as the payload of a new machine, under `supervise`, registered.
+    Spawn {
+        /// The machine's name.
+        name: String,
+        /// The program and its arguments.
+        #[arg(last = true, required = true, value_name = "PROGRAM")]
+        program: Vec<OsString>,
+    },
+}
+
+/// Whom `kill` signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KillWhom {
+    /// The machine's leader.
+    Leader,
+    /// The machine's supervisor.
+    Supervisor,
+    /// Every process of the machine.
+    All,
+}

@@ -1,0 +1,224 @@
+//! Talking to the registry, and to machines' controllers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_interfaces::blocking::{CallError, Connection};
+use berth_interfaces::machine::{
+    AcquireMetadata, KillRequest, KillWhom, ListRequest, MachineInfo, MachineLookup, SignalSpec,
+};
+use berth_interfaces::registry::WatchReply;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::Scope;
+use crate::error::{Error, Result};
+
+/// How long a call may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a `watch` waits for the next event before asking again whether anyone is there.
+const WATCH_TIMEOUT: Duration = Duration::from_secs(3600);
+
+const NO_SUCH_MACHINE: &str = "io.systemd.Machine.NoSuchMachine";
+
+/// The runtime directory of the scope (`/run`, `$XDG_RUNTIME_DIR`, or `--runtime-dir`).
+pub fn runtime_dir(scope: &Scope) -> PathBuf {
+    if let Some(dir) = &scope.runtime_dir {
+        return dir.clone();
+    }
+    if scope.user {
+        return std::env::var_os("XDG_RUNTIME_DIR").map_or_else(
+            || PathBuf::from(format!("/run/user/{}", rustix::process::getuid().as_raw())),
+            PathBuf::from,
+        );
+    }
+    PathBuf::from("/run")
+}
+
+/// The registry's socket in `scope`.
+pub fn registry_socket(scope: &Scope) -> PathBuf {
+    runtime_dir(scope).join("systemd/machine/io.systemd.Machine")
+}
+
+/// A connection to the registry.
+#[derive(Debug)]
+pub struct Registry {
+    conn: Connection,
+}
+
+impl Registry {
+    /// Connects to the registry of `scope`.
+    ///
+    /// # Errors
+    /// [`Error::Connect`].
+    pub fn connect(scope: &Scope) -> Result<Self> {
+        Self::connect_with(&registry_socket(scope), TIMEOUT)
+    }
+
+    fn connect_with(path: &Path, timeout: Duration) -> Result<Self> {
+        let conn = Connection::connect(path, timeout).map_err(|source| Error::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self { conn })
+    }
+
+    /// Every machine, with its metadata if it can be read (`graceful`).
+    ///
+    /// # Errors
+    /// The call failed.
+    pub fn list_all(&mut self) -> Result<Vec<MachineInfo>> {
+        let request = ListRequest {
+            acquire_metadata: Some(AcquireMetadata::Graceful),
+            ..ListRequest::default()
+        };
+        self.conn
+            .call_more("io.systemd.Machine.List", &request)
+            .map_err(Error::call("Listing the machines"))?;
+        let mut machines = Vec::new();
+        loop {
+            let reply = self
+                .conn
+                .receive::<MachineInfo>()
+                .map_err(Error::call("Listing the machines"))?;
+            machines.push(reply.parameters);
+            if !reply.continues {
+                return Ok(machines);
+            }
+        }
+    }
+
+    /// Every machine as the raw JSON the registry sends.
+    ///
+    /// # Errors
+    /// The call failed.
+    pub fn list_all_raw(&mut self) -> Result<Vec<Value>> {
+        let request = ListRequest {
+            acquire_metadata: Some(AcquireMetadata::Graceful),
+            ..ListRequest::default()
+        };
+        self.conn
+            .call_more("io.systemd.Machine.List", &request)
+            .map_err(Error::call("Listing the machines"))?;
+        let mut machines = Vec::new();
+        loop {
+            let reply = self
+                .conn
+                .receive::<Value>()
+                .map_err(Error::call("Listing the machines"))?;
+            machines.push(reply.parameters);
+            if !reply.continues {
+                return Ok(machines);
+            }
+        }
+    }
+
+    /// The machine `name`, with its metadata if it can be read.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMachine`], or the call failed.
+    pub fn get(&mut self, name: &str) -> Result<MachineInfo> {
+        let request = ListRequest {
+            lookup: MachineLookup::by_name(name),
+            acquire_metadata: Some(AcquireMetadata::Graceful),
+        };
+        self.call_on(name, "io.systemd.Machine.List", &request, "Looking up")
+    }
+
+    /// `Terminate`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMachine`], or the call failed.
+    pub fn terminate(&mut self, name: &str) -> Result<()> {
+        let lookup = MachineLookup::by_name(name);
+        self.call_on::<_, Value>(name, "io.systemd.Machine.Terminate", &lookup, "Terminating")
+            .map(drop)
+    }
+
+    /// `Kill`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMachine`], or the call failed (e.g. `InvalidParameter` for a bad signal).
+    pub fn kill(&mut self, name: &str, whom: KillWhom, signal: &str) -> Result<()> {
+        let signal = match signal.parse::<i64>() {
+            Ok(number) => SignalSpec::Number(number),
+            Err(_) => SignalSpec::Name(signal.to_owned()),
+        };
+        let request = KillRequest {
+            lookup: MachineLookup::by_name(name),
+            whom: Some(whom),
+            signal,
+        };
+        self.call_on::<_, Value>(name, "io.systemd.Machine.Kill", &request, "Killing")
+            .map(drop)
+    }
+
+    fn call_on<P: Serialize, R: serde::de::DeserializeOwned>(
+        &mut self,
+        name: &str,
+        method: &str,
+        parameters: &P,
+        doing: &str,
+    ) -> Result<R> {
+        self.conn
+            .call(method, parameters)
+            .map_err(|error| match error.error_name() {
+                Some(NO_SUCH_MACHINE) => Error::NoSuchMachine(name.to_owned()),
+                _ => Error::call(format!("{doing} machine '{name}'"))(error),
+            })
+    }
+}
+
+/// A live `io.berth.Registry.Watch` stream.
+#[derive(Debug)]
+pub struct Watch {
+    conn: Connection,
+}
+
+impl Watch {
+    /// Starts watching the registry of `scope`.
+    ///
+    /// # Errors
+    /// [`Error::Connect`], or the call failed.
+    pub fn start(scope: &Scope) -> Result<Self> {
+        let mut registry = Registry::connect_with(&registry_socket(scope), WATCH_TIMEOUT)?;
+        registry
+            .conn
+            .call_more("io.berth.Registry.Watch", &serde_json::json!({}))
+            .map_err(Error::call("Watching the registry"))?;
+        Ok(Self {
+            conn: registry.conn,
+        })
+    }
+
+    /// The next event; `None` when the registry ended the stream.
+    ///
+    /// # Errors
+    /// The stream broke.
+    pub fn next_event(&mut self) -> Result<Option<WatchReply>> {
+        let reply = self
+            .conn
+            .receive::<WatchReply>()
+            .map_err(Error::call("Watching the registry"))?;
+        Ok(reply.continues.then_some(reply.parameters))
+    }
+}
+
+/// Calls the parameterless `io.systemd.MachineInstance` method `member` on the controller at
+/// `address`.
+///
+/// # Errors
+/// [`Error::Connect`] when nothing serves the address, else the call's failure.
+pub fn call_controller(address: &str, member: &str, machine: &str) -> Result<()> {
+    let path = Path::new(address);
+    let mut conn = Connection::connect(path, TIMEOUT).map_err(|source| Error::Connect {
+        path: path.to_owned(),
+        source,
+    })?;
+    let method = format!("io.systemd.MachineInstance.{member}");
+    conn.call::<_, Value>(&method, &serde_json::json!({}))
+        .map(drop)
+        .map_err(|error: CallError| {
+            Error::call(format!("Asking machine '{machine}' to {member}"))(error)
+        })
+}
