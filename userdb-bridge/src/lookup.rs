@@ -220,7 +220,10 @@ mod tests {
     fn fuzz_an_id_whose_name_does_not_look_up_is_no_user() {
         assert_eq!(user(Some(131072 + 65535), None), Err(Error::NoRecordFound));
         assert_eq!(user(None, Some("vu-foo-65535")), Err(Error::NoRecordFound));
-        assert_eq!(user(Some(131072 + 65534), None).unwrap().name, "vu-foo-65534");
+        assert_eq!(
+            user(Some(131072 + 65534), None).unwrap().name,
+            "vu-foo-65534"
+        );
     }
 
     #[test]
