@@ -35,6 +35,12 @@ pub enum Error {
     /// The host GID is in the host's own range (below 65536).
     #[error("The group belongs to the host's GID range")]
     GroupInHostRange,
+    /// Too many copies run already.
+    #[error("Too many operations")]
+    TooManyOperations,
+    /// The machine has no way to start what was asked (no `agetty` or `login` in it).
+    #[error("The machine cannot start a login prompt")]
+    NoIpc,
     /// The machine's user namespace has no simple shift.
     #[error("The machine's UID mapping has no simple shift")]
     NoUidShift,

@@ -11,6 +11,8 @@
 //! * [`root`]: a machine's root directory, pinned through its leader, and paths resolved
 //!   strictly inside it.
 //! * [`identity`]: file work done with a caller's rights.
+//! * [`copy`]: copying files and trees between two directories without following symlinks,
+//!   under a temporary name until complete.
 //! * [`journal`]: whether standard error is the journal, and entries in journald's native
 //!   protocol.
 //! * [`sys`]: the only module with `unsafe` code, wrapping the few system calls that neither
@@ -22,6 +24,7 @@
 #![deny(unsafe_code)]
 
 pub mod cgroup2;
+pub mod copy;
 pub mod identity;
 pub mod journal;
 pub mod namespace;

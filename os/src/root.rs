@@ -19,6 +19,17 @@ use crate::process::ProcessRef;
 /// The most [`Root::read_to_string`] reads of one file.
 pub const READ_LIMIT: u64 = 1024 * 1024;
 
+/// How every path is resolved: inside the root, no magic links.
+const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+/// `path` relative to the root (`.` for the root itself).
+fn relative(path: &str) -> &str {
+    match path.trim_start_matches('/') {
+        "" => ".",
+        relative => relative,
+    }
+}
+
 /// An open root directory.
 #[derive(Debug)]
 pub struct Root(OwnedFd);
@@ -57,13 +68,24 @@ impl Root {
     /// The kernel's error: `ENOENT`, `EACCES`, `ELOOP` for a magic link, `EXDEV` for an escape.
     pub fn open(&self, path: &str) -> io::Result<File> {
         let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-        let relative = match path.trim_start_matches('/') {
-            "" => ".",
-            relative => relative,
-        };
-        let fd = openat2(&self.0, relative, flags, Mode::empty(), resolve)?;
+        let fd = openat2(&self.0, relative(path), flags, Mode::empty(), IN_ROOT)?;
         Ok(File::from(fd))
+    }
+
+    /// Opens the directory at `path` as an `O_PATH` descriptor, resolved strictly inside the
+    /// root, for `*at` calls below it.
+    ///
+    /// # Errors
+    /// As [`Root::open`]; `ENOTDIR` when it is no directory.
+    pub fn open_directory(&self, path: &str) -> io::Result<OwnedFd> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(openat2(
+            &self.0,
+            relative(path),
+            flags,
+            Mode::empty(),
+            IN_ROOT,
+        )?)
     }
 
     /// Reads the text file at `path` (at most [`READ_LIMIT`] bytes), resolved inside the root.

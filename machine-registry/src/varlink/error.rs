@@ -25,6 +25,8 @@ impl From<Error> for ErrorReply {
             Error::UserInHostRange => MachineError::UserInHostRange.into(),
             Error::GroupInHostRange => MachineError::GroupInHostRange.into(),
             Error::NoUidShift => MachineError::NoUIDShift.into(),
+            Error::TooManyOperations => MachineError::TooManyOperations.into(),
+            Error::NoIpc => MachineError::NoIPC.into(),
             Error::Registry(error) => registry_error(error),
             Error::Metadata(MetadataError::NotAvailable) => MachineError::NotAvailable.into(),
             Error::Metadata(MetadataError::NoOsRelease) => {

@@ -11,21 +11,31 @@ use berth_interfaces::methods::{MachineMethod, RegistryMethod};
 use berth_service_runtime::peer::Peer;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 
+use crate::enter::copy::Direction;
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
-use crate::{kill, lifecycle, metadata, names, register};
+use crate::{enter, kill, lifecycle, metadata, names, register};
 
 /// `io.systemd.Machine` over the registry.
 #[derive(Debug)]
 pub struct MachineService {
     registry: Arc<Registry>,
+    operations: Arc<enter::Operations>,
 }
 
 impl MachineService {
     /// Serves `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            operations: Arc::default(),
+        }
+    }
+
+    /// The copies running now.
+    pub(super) fn operations(&self) -> &Arc<enter::Operations> {
+        &self.operations
     }
 
     /// The registry served.
@@ -76,10 +86,9 @@ impl Service for MachineService {
             MachineMethod::OpenRootDirectory => {
                 return self.open_root_directory(&call, replier).await;
             }
-            MachineMethod::Open
-            | MachineMethod::BindMount
-            | MachineMethod::CopyFrom
-            | MachineMethod::CopyTo => Err(Error::NotSupported),
+            MachineMethod::CopyFrom => self.copy(&call, replier, Direction::FromMachine).await,
+            MachineMethod::CopyTo => self.copy(&call, replier, Direction::ToMachine).await,
+            MachineMethod::Open | MachineMethod::BindMount => Err(Error::NotSupported),
         };
         if let Err(error) = &result {
             let error_chain = berth_service_runtime::error_chain(error);
