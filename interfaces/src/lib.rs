@@ -7,6 +7,7 @@
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
 //! * [`methods`] has each interface's methods as an enum ([`Methods`]), checked against the
 //!   IDL, for services to dispatch on with an exhaustive `match`.
+//! * [`helper`] has the jobs the registry gives its machine helper and their answers.
 //! * [`names`] checks machine names; [`hosts`] is the registry's host table, which the NSS
 //!   module reads.
 //! * `client` (feature `client`) has typed async proxies over zlink for tests and for the
@@ -17,6 +18,7 @@
 
 mod errors;
 pub use errors::WireError;
+pub mod helper;
 pub mod hosts;
 pub mod idl;
 pub mod instance;

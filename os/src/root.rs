@@ -88,6 +88,22 @@ impl Root {
         )?)
     }
 
+    /// Opens whatever is at `path` (a final symlink followed inside the root) as an `O_PATH`
+    /// descriptor, resolved strictly inside the root: a place to mount onto.
+    ///
+    /// # Errors
+    /// As [`Root::open`].
+    pub fn open_location(&self, path: &str) -> io::Result<OwnedFd> {
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        Ok(openat2(
+            &self.0,
+            relative(path),
+            flags,
+            Mode::empty(),
+            IN_ROOT,
+        )?)
+    }
+
     /// Reads the text file at `path` (at most [`READ_LIMIT`] bytes), resolved inside the root.
     ///
     /// # Errors

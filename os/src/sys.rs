@@ -474,6 +474,29 @@ pub fn spawn_gated(
         // SAFETY: getpid(2) cannot fail and touches no memory.
         parent: unsafe { libc::getpid() },
     };
+    match clone_process(cgroup)? {
+        Cloned::Child => child_after_clone(&plan),
+        Cloned::Parent { pid, pidfd } => {
+            drop(gate_read);
+            Ok(Spawned {
+                pid,
+                pidfd,
+                gate: Gate(gate_write),
+            })
+        }
+    }
+}
+
+/// Which side of [`clone_process`] we are on.
+enum Cloned {
+    /// The new process: it must only make system calls, then `execve` or `_exit`.
+    Child,
+    /// The creator, with the child's PID and pidfd.
+    Parent { pid: i32, pidfd: OwnedFd },
+}
+
+/// `clone3(CLONE_PIDFD[|CLONE_INTO_CGROUP])`, as `fork` with a pidfd from birth.
+fn clone_process(cgroup: Option<BorrowedFd<'_>>) -> io::Result<Cloned> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
         flags: CLONE_PIDFD | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
@@ -482,10 +505,10 @@ pub fn spawn_gated(
         cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
-    // SAFETY: clone3 without CLONE_VM gives the child a copy of our memory, as fork does; the
-    // child runs only `child_after_clone`, which makes raw system calls on data prepared above
-    // (still alive in its copy) and never returns. `args` is valid for the size passed, and
-    // the kernel writes the pidfd through the pointer it holds.
+    // SAFETY: clone3 without CLONE_VM gives the child a copy of our memory, as fork does;
+    // every caller runs in the child only a function that makes raw system calls on data it
+    // prepared before (still alive in the copy) and never returns. `args` is valid for the
+    // size passed, and the kernel writes the pidfd through the pointer it holds.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -494,19 +517,161 @@ pub fn spawn_gated(
         )
     };
     match rc {
-        0 => child_after_clone(&plan),
+        0 => Ok(Cloned::Child),
         rc if rc < 0 => Err(io::Error::last_os_error()),
-        pid => {
-            drop(gate_read);
+        pid => Ok(Cloned::Parent {
+            pid: pid as i32,
             // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor that we alone own.
-            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-            Ok(Spawned {
-                pid: pid as i32,
-                pidfd,
-                gate: Gate(gate_write),
-            })
-        }
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
     }
+}
+
+/// Who a session runs as.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    /// Its UID.
+    pub uid: u32,
+    /// Its GID.
+    pub gid: u32,
+    /// Its supplementary groups.
+    pub groups: Vec<u32>,
+    /// Its working directory (`/` when it cannot be entered).
+    pub home: CString,
+}
+
+/// Starts `image` as the leader of a new session on the terminal `tty` (its controlling
+/// terminal and standard input, output and error), as `user`, born in the cgroup2 directory
+/// `cgroup` when given. Unlike [`spawn_gated`] the child outlives us (no death signal): it
+/// is a login session. Returns its PID once it has executed `image`.
+///
+/// # Errors
+/// The clone failed, or the child could not become `user` or execute `image` (its errno).
+pub fn spawn_session(
+    image: &ExecImage,
+    tty: BorrowedFd<'_>,
+    user: &SessionUser,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<i32> {
+    let argv = null_terminated(&image.argv);
+    let envp = null_terminated(&image.env);
+    let groups: Vec<libc::gid_t> = user.groups.clone();
+    // The child writes its errno here if it fails; end of file means it executed.
+    let (report_read, report_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let plan = SessionPlan {
+        program: image.program.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        tty: tty.as_raw_fd(),
+        uid: user.uid,
+        gid: user.gid,
+        groups: groups.as_ptr(),
+        group_count: groups.len(),
+        home: user.home.as_ptr(),
+        report: report_write.as_raw_fd(),
+    };
+    let pid = match clone_process(cgroup)? {
+        Cloned::Child => session_child_after_clone(&plan),
+        Cloned::Parent { pid, .. } => pid,
+    };
+    drop(report_write);
+    let mut errno = [0u8; 4];
+    match rustix::io::retry_on_intr(|| rustix::io::read(&report_read, &mut errno))? {
+        0 => Ok(pid),
+        _ => Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno))),
+    }
+}
+
+/// What [`session_child_after_clone`] needs, prepared in the parent.
+struct SessionPlan {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    tty: RawFd,
+    uid: u32,
+    gid: u32,
+    groups: *const libc::gid_t,
+    group_count: usize,
+    home: *const libc::c_char,
+    report: RawFd,
+}
+
+/// The session's child between clone3 and execve: system calls only.
+fn session_child_after_clone(plan: &SessionPlan) -> ! {
+    // SAFETY: as in `child_after_clone`: async-signal-safe system calls on descriptors and C
+    // strings of `plan`, valid in this copy of the parent's memory; ends in execve or _exit.
+    unsafe {
+        let fail = |report: RawFd| -> ! {
+            let errno = (*libc::__errno_location()).to_ne_bytes();
+            libc::write(report, errno.as_ptr().cast(), errno.len());
+            libc::_exit(127)
+        };
+        let default: libc::sigaction = std::mem::zeroed();
+        for signal in 1..=SIGNAL_MAX {
+            libc::sigaction(signal, &default, std::ptr::null_mut());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        if libc::setsid() < 0 || libc::ioctl(plan.tty, libc::TIOCSCTTY, 0) < 0 {
+            fail(plan.report);
+        }
+        for target in 0..3 {
+            if libc::dup2(plan.tty, target) < 0 {
+                fail(plan.report);
+            }
+        }
+        if libc::setgroups(plan.group_count, plan.groups) < 0
+            || libc::setresgid(plan.gid, plan.gid, plan.gid) < 0
+            || libc::setresuid(plan.uid, plan.uid, plan.uid) < 0
+        {
+            fail(plan.report);
+        }
+        if libc::chdir(plan.home) < 0 {
+            libc::chdir(c"/".as_ptr());
+        }
+        libc::execve(plan.program, plan.argv, plan.envp);
+        fail(plan.report)
+    }
+}
+
+/// Makes the detached mount tree `tree` (from `open_tree(OPEN_TREE_CLONE)`) read-only,
+/// recursively (`mount_setattr(MOUNT_ATTR_RDONLY)`), before it is attached anywhere.
+///
+/// # Errors
+/// The kernel's error.
+pub fn make_mount_tree_read_only(tree: BorrowedFd<'_>) -> io::Result<()> {
+    /// `struct mount_attr` of mount_setattr(2).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr` (valid for its size) and the empty C string; `tree`
+    // is a live descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &raw const attr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {

@@ -25,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("nss-module", &["berth-interfaces"]),
     ("berthctl", &["berth-interfaces", "berth-os"]),
+    ("machine-helper", &["berth-interfaces", "berth-os"]),
     ("tests", &["berth-interfaces"]),
     // The build helper (man pages, completions) reads each program's command line.
     (
@@ -40,7 +41,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 /// Crates that must not link an async runtime (or zlink, which brings one), unless a feature
 /// asks for it.
-const NO_RUNTIME: &[&str] = &["os", "supervisor-proto", "nss-module", "berthctl"];
+const NO_RUNTIME: &[&str] = &[
+    "os",
+    "supervisor-proto",
+    "nss-module",
+    "berthctl",
+    "machine-helper",
+];
 
 /// The only files that may hold `unsafe` code.
 const UNSAFE_ALLOWED: &[&str] = &["os/src/sys.rs", "nss-module/src/ffi.rs"];
@@ -325,6 +332,19 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
     graph
         .keys()
         .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn every_workspace_member_has_its_rules() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let members = &manifest[manifest.find("members = [").unwrap()..];
+    let members = &members[..members.find(']').unwrap()];
+    for member in members.split('"').skip(1).step_by(2) {
+        assert!(
+            ALLOWED.iter().any(|(krate, _)| *krate == member),
+            "{member} has no dependency rules in ALLOWED"
+        );
+    }
 }
 
 #[test]

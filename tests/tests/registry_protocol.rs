@@ -212,8 +212,8 @@ fn lookups_kill_and_list_validate_their_parameters() {
         ),
         (
             "Open",
-            json!({"name": ".host", "mode": "tty"}),
-            machine_error("NotSupported"),
+            json!({"name": ".host", "mode": "shell", "path": "bin/sh"}),
+            invalid("path"),
         ),
         (
             "BindMount",

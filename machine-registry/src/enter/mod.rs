@@ -5,6 +5,8 @@
 //! registry.
 
 pub mod copy;
+mod helper;
+pub mod open;
 pub mod root;
 
 /// Whether `path` is absolute and normalized, as machined wants paths into and out of a
@@ -18,6 +20,33 @@ pub fn is_absolute_normalized(path: &str) -> bool {
             || rest
                 .split('/')
                 .all(|part| !part.is_empty() && part != "." && part != ".."))
+}
+
+/// Whether `name` is a user name as systemd accepts it relaxed: not empty, not `.` or
+/// `..`, at most 255 bytes, nothing that cannot appear in `/etc/passwd` (`:`, `/`, white
+/// space, control characters).
+pub fn is_valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 255
+        && !name.starts_with('-')
+        && !name
+            .chars()
+            .any(|c| c == ':' || c == '/' || c.is_whitespace() || c.is_control())
+}
+
+/// Whether `assignment` is `KEY=VALUE` with a shell-variable-like key and no NUL.
+pub fn is_valid_assignment(assignment: &str) -> bool {
+    let Some((key, value)) = assignment.split_once('=') else {
+        return false;
+    };
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !value.contains('\0')
 }
 
 /// How many copies may run at once (machined's limit; more are refused with

@@ -4,7 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_interfaces::machine::{CopyRequest, MachineClass, MachineLookup, OpenRootDirectoryReply};
+use berth_interfaces::helper::Job;
+use berth_interfaces::machine::{
+    BindMountRequest, CopyRequest, MachineClass, MachineLookup, OpenMode, OpenReply, OpenRequest,
+    OpenRootDirectoryReply,
+};
 use berth_service_runtime::peer::Peer;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier};
 
@@ -29,6 +33,60 @@ impl MachineService {
             .map_err(|e| Error::System(std::io::Error::other(e)))??;
         let reply = OpenRootDirectoryReply { file_descriptor: 0 };
         replier.reply_with_fds(&reply, vec![root.into()]).await
+    }
+
+    /// `Open`: a pty of the machine, and a shell or login prompt on it, from the helper.
+    pub(super) async fn open(&self, call: &Call, replier: &mut Replier<'_>) -> HandlerResult {
+        let request: OpenRequest = decode(call)?;
+        let job = open_job(
+            request.mode,
+            request.user,
+            request.path,
+            request.args,
+            request.environment,
+        )?;
+        let machine = self.enterable(&request.lookup, &call.peer)?;
+        if machine.class == MachineClass::Vm {
+            return Err(Error::NotSupported.into());
+        }
+        let caller = call.peer.identity();
+        let opened = run_job(&machine, job, caller).await?;
+        let Some((pty_path, master)) = opened else {
+            return Err(Error::System(std::io::Error::other("no pty")).into());
+        };
+        let reply = OpenReply {
+            pty_file_descriptor: 0,
+            pty_path,
+        };
+        replier.reply_with_fds(&reply, vec![master]).await
+    }
+
+    /// `BindMount`: root only (mounting needs it); the helper mounts.
+    pub(super) async fn bind_mount(&self, call: &Call) -> Result<(), Error> {
+        let request: BindMountRequest = decode(call)?;
+        if !enter::is_absolute_normalized(&request.source) {
+            return Err(Error::invalid("source"));
+        }
+        let destination = request
+            .destination
+            .unwrap_or_else(|| request.source.clone());
+        if !enter::is_absolute_normalized(&destination) {
+            return Err(Error::invalid("destination"));
+        }
+        let machine = self.enterable(&request.lookup, &call.peer)?;
+        if machine.class != MachineClass::Container {
+            return Err(Error::NotSupported);
+        }
+        if call.peer.uid != 0 {
+            return Err(Error::PermissionDenied);
+        }
+        let job = Job::BindMount {
+            source: request.source,
+            destination,
+            read_only: request.read_only.unwrap_or(false),
+            mkdir: request.mkdir.unwrap_or(false),
+        };
+        run_job(&machine, job, call.peer.identity()).await.map(drop)
     }
 
     /// `CopyFrom` and `CopyTo`: the copy runs on a blocking thread; the caller hanging up
@@ -120,4 +178,49 @@ fn permission_errors(error: Error) -> Error {
         }
         error => error,
     }
+}
+
+async fn run_job(
+    machine: &Arc<Machine>,
+    job: Job,
+    caller: berth_os::identity::Identity,
+) -> Result<enter::open::Opened, Error> {
+    let machine = Arc::clone(machine);
+    tokio::task::spawn_blocking(move || enter::open::run(&machine, job, &caller))
+        .await
+        .map_err(|e| Error::System(std::io::Error::other(e)))?
+        .map_err(permission_errors)
+}
+
+fn open_job(
+    mode: OpenMode,
+    user: Option<String>,
+    path: Option<String>,
+    args: Option<Vec<String>>,
+    environment: Option<Vec<String>>,
+) -> Result<Job, Error> {
+    let user = user.unwrap_or_else(|| "root".to_owned());
+    if !enter::is_valid_user_name(&user) {
+        return Err(Error::invalid("user"));
+    }
+    if path
+        .as_ref()
+        .is_some_and(|p| !p.starts_with('/') || p.contains('\0'))
+    {
+        return Err(Error::invalid("path"));
+    }
+    if args.iter().flatten().any(|arg| arg.contains('\0')) {
+        return Err(Error::invalid("args"));
+    }
+    let environment = environment.unwrap_or_default();
+    if !environment.iter().all(|e| enter::is_valid_assignment(e)) {
+        return Err(Error::invalid("environment"));
+    }
+    Ok(Job::Open {
+        mode,
+        user,
+        path,
+        args,
+        environment,
+    })
 }

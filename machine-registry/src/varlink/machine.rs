@@ -88,7 +88,8 @@ impl Service for MachineService {
             }
             MachineMethod::CopyFrom => self.copy(&call, replier, Direction::FromMachine).await,
             MachineMethod::CopyTo => self.copy(&call, replier, Direction::ToMachine).await,
-            MachineMethod::Open | MachineMethod::BindMount => Err(Error::NotSupported),
+            MachineMethod::BindMount => self.bind_mount(&call).await,
+            MachineMethod::Open => return self.open(&call, replier).await,
         };
         if let Err(error) = &result {
             let error_chain = berth_service_runtime::error_chain(error);

@@ -1,0 +1,79 @@
+//! `BindMount`: a host file or directory into the machine, with the new mount API: the
+//! source is cloned as a detached tree (`open_tree`) on the host's side, made read-only
+//! there if asked (before anyone can see it), then attached (`move_mount`) inside the
+//! machine's mount namespace onto the destination, resolved strictly inside its root.
+
+use std::os::fd::OwnedFd;
+
+use berth_os::copy::split_path;
+use berth_os::sys;
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+
+use crate::Failure;
+use crate::enter::{self, Scope};
+
+/// Mounts the host's `source` at `destination` in the machine of `leader`.
+///
+/// # Errors
+/// The source is missing, the destination is missing (without `mkdir`) or unusable, or the
+/// kernel refused.
+pub fn mount(
+    leader: &OwnedFd,
+    source: &str,
+    destination: &str,
+    read_only: bool,
+    mkdir: bool,
+) -> Result<(), Failure> {
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_RECURSIVE;
+    let tree = rustix::mount::open_tree(rustix::fs::CWD, source, flags)
+        .map_err(|e| Failure::system("opening the source", e))?;
+    let is_directory = rustix::fs::fstat(&tree)
+        .map(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
+        .map_err(|e| Failure::system("opening the source", e))?;
+    if read_only {
+        sys::make_mount_tree_read_only(std::os::fd::AsFd::as_fd(&tree))
+            .map_err(|e| Failure::system("making the mount read-only", e))?;
+    }
+    let root = enter::machine(Some(leader), Scope::MountOnly)?
+        .ok_or_else(|| Failure::system("entering the machine", rustix::io::Errno::INVAL))?;
+    if mkdir {
+        make_mount_point(&root, destination, is_directory)?;
+    }
+    let target = root
+        .open_location(destination)
+        .map_err(|e| Failure::system("resolving the destination", e))?;
+    let flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    rustix::mount::move_mount(&tree, "", &target, "", flags)
+        .map_err(|e| Failure::system("mounting", e))
+}
+
+/// Makes a missing mount point: a directory for a directory, an empty file for a file.
+fn make_mount_point(
+    root: &berth_os::root::Root,
+    destination: &str,
+    is_directory: bool,
+) -> Result<(), Failure> {
+    let (parent, name) = split_path(destination);
+    let parent = root
+        .open_directory(parent)
+        .map_err(|e| Failure::system("resolving the destination's directory", e))?;
+    let made = if is_directory {
+        rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755))
+    } else {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        rustix::fs::openat(
+            &parent,
+            name,
+            flags | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop)
+    };
+    match made {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(Failure::system("making the mount point", e)),
+    }
+}
