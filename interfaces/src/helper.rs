@@ -47,6 +47,18 @@ pub enum Job {
         /// `shell`: environment to add, `KEY=VALUE` each.
         environment: Vec<String>,
     },
+    /// A file or tree copied between the machine and the host; the registry hanging up
+    /// cancels it.
+    Copy {
+        /// Into the machine (`CopyTo`), else out of it (`CopyFrom`).
+        to_machine: bool,
+        /// The absolute source path (on the side it comes from).
+        source: String,
+        /// The absolute destination path (on the other side).
+        destination: String,
+        /// Replace an existing destination.
+        replace: bool,
+    },
     /// A host file or directory mounted into the machine.
     BindMount {
         /// The absolute host path.

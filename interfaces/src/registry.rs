@@ -16,6 +16,21 @@ pub struct IdMapping {
     pub count: u32,
 }
 
+/// Parses the lines of `/proc/PID/uid_map` or `gid_map` (`inside outside count` each);
+/// lines that do not parse are skipped.
+pub fn parse_id_map(text: &str) -> Vec<IdMapping> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().map(str::parse::<u32>);
+            Some(IdMapping {
+                inside: fields.next()?.ok()?,
+                outside: fields.next()?.ok()?,
+                count: fields.next()?.ok()?,
+            })
+        })
+        .collect()
+}
+
 impl IdMapping {
     /// The host ID of `inside`, if this line maps it.
     pub fn to_outside(&self, inside: u32) -> Option<u32> {

@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 
 use berth_os::copy::split_path;
 use berth_os::sys;
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 
 use crate::Failure;
@@ -50,6 +50,23 @@ pub fn mount(
         .map_err(|e| Failure::system("mounting", e))
 }
 
+/// Makes the missing directories of `path` (`mkdir -p`), each resolved inside the root.
+fn make_directories(root: &berth_os::root::Root, path: &str) -> Result<(), Failure> {
+    let mut done = String::new();
+    for part in path.split('/').filter(|part| !part.is_empty()) {
+        let parent = root
+            .open_directory(if done.is_empty() { "/" } else { &done })
+            .map_err(|e| Failure::system("resolving the destination's directory", e))?;
+        match rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) => give_to_its_root(root, &parent, part)?,
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(Failure::system("making the destination's directory", e)),
+        }
+        done = format!("{done}/{part}");
+    }
+    Ok(())
+}
+
 /// Makes a missing mount point: a directory for a directory, an empty file for a file.
 fn make_mount_point(
     root: &berth_os::root::Root,
@@ -57,6 +74,7 @@ fn make_mount_point(
     is_directory: bool,
 ) -> Result<(), Failure> {
     let (parent, name) = split_path(destination);
+    make_directories(root, parent)?;
     let parent = root
         .open_directory(parent)
         .map_err(|e| Failure::system("resolving the destination's directory", e))?;
@@ -73,7 +91,30 @@ fn make_mount_point(
         .map(drop)
     };
     match made {
-        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Ok(()) => give_to_its_root(root, &parent, name),
+        Err(rustix::io::Errno::EXIST) => Ok(()),
         Err(e) => Err(Failure::system("making the mount point", e)),
     }
+}
+
+/// Gives what we made in the machine to the owner of its root directory (its root user: we
+/// make it as the host's root, whom a user namespace does not map).
+fn give_to_its_root(
+    root: &berth_os::root::Root,
+    parent: &OwnedFd,
+    name: &str,
+) -> Result<(), Failure> {
+    let top = root
+        .open_directory("/")
+        .and_then(|top| Ok(rustix::fs::fstat(&top)?))
+        .map_err(|e| Failure::system("looking at its root", e))?;
+    let (uid, gid) = (Uid::from_raw(top.st_uid), Gid::from_raw(top.st_gid));
+    rustix::fs::chownat(
+        parent,
+        name,
+        Some(uid),
+        Some(gid),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Failure::system("giving the mount point to its root", e))
 }

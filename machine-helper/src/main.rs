@@ -3,12 +3,15 @@
 //! The registry starts it (`posix_spawn`, never a fork of the registry) with a
 //! `SOCK_SEQPACKET` socket as standard input, sends one [`HelperRequest`] with the leader's
 //! pidfd (and a cgroup directory) passed alongside, and reads one [`HelperReply`] back (with
-//! the pty's master for `Open`). The helper becomes the caller first (unless root), enters
+//! the pty's master for `Open`). Under systemd the helper is instead socket-activated per job
+//! (`berth-machine-helper@.service`, the connection as standard input), so that it, and the
+//! sessions it starts, run outside the registry's sandbox. The helper becomes the caller first (unless root), enters
 //! the machine's namespaces through the pidfd (only those that differ from ours) and its
 //! root, does the job and exits. A shell or login prompt it starts outlives it, in the
 //! machine's PID namespace and cgroup.
 
 mod bind;
+mod copy;
 mod enter;
 mod passwd;
 mod pty;
@@ -45,7 +48,7 @@ fn main() {
         std::process::exit(2);
     };
     let outcome = match receive(channel.as_fd()) {
-        Ok((request, fds)) => run(&request, fds),
+        Ok((request, fds)) => run(&request, fds, channel.as_fd()),
         Err(error) => Err(Failure::system("reading the job", error)),
     };
     let (reply, fds) = match outcome {
@@ -83,7 +86,12 @@ fn take(fds: &mut [Option<OwnedFd>], index: Option<usize>) -> Result<Option<Owne
         .ok_or_else(|| Failure::system("taking a passed descriptor", rustix::io::Errno::BADF))
 }
 
-fn run(request: &HelperRequest, fds: Vec<OwnedFd>) -> Outcome {
+/// The leader's pidfd, which a job in a container needs.
+fn needed(leader: Option<OwnedFd>) -> Result<OwnedFd, Failure> {
+    leader.ok_or_else(|| Failure::system("finding the leader", rustix::io::Errno::INVAL))
+}
+
+fn run(request: &HelperRequest, fds: Vec<OwnedFd>, channel: BorrowedFd<'_>) -> Outcome {
     let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     let leader = take(&mut fds, request.leader)?;
     let cgroup = take(&mut fds, request.cgroup)?;
@@ -107,15 +115,29 @@ fn run(request: &HelperRequest, fds: Vec<OwnedFd>) -> Outcome {
             session::start(*mode, &pty, &program, cgroup.as_ref())?;
             Ok(Some((pty.path, pty.master)))
         }
+        Job::Copy {
+            to_machine,
+            source,
+            destination,
+            replace,
+        } => {
+            let job = copy::CopyJob {
+                to_machine: *to_machine,
+                source,
+                destination,
+                replace: *replace,
+                keep_owners: request.caller.uid == 0,
+            };
+            copy::run(&needed(leader)?, &job, channel)?;
+            Ok(None)
+        }
         Job::BindMount {
             source,
             destination,
             read_only,
             mkdir,
         } => {
-            let leader = leader
-                .ok_or_else(|| Failure::system("finding the leader", rustix::io::Errno::INVAL))?;
-            bind::mount(&leader, source, destination, *read_only, *mkdir)?;
+            bind::mount(&needed(leader)?, source, destination, *read_only, *mkdir)?;
             Ok(None)
         }
     }

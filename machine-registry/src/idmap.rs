@@ -112,19 +112,7 @@ fn read_map(pid: u32, file: &str) -> io::Result<Vec<IdMapping>> {
     ))?))
 }
 
-/// Parses `/proc/PID/uid_map` lines: `inside outside count`.
-pub fn parse_map(text: &str) -> Vec<IdMapping> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace().map(str::parse::<u32>);
-            Some(IdMapping {
-                inside: fields.next()?.ok()?,
-                outside: fields.next()?.ok()?,
-                count: fields.next()?.ok()?,
-            })
-        })
-        .collect()
-}
+pub use berth_interfaces::registry::parse_id_map as parse_map;
 
 #[cfg(test)]
 mod tests {

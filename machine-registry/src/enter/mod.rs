@@ -4,9 +4,8 @@
 //! (`berth-machine-helper`), a small process started for one job, never by a thread of the
 //! registry.
 
-pub mod copy;
 mod helper;
-pub mod open;
+pub mod jobs;
 pub mod root;
 
 /// Whether `path` is absolute and normalized, as machined wants paths into and out of a

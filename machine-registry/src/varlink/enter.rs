@@ -2,7 +2,6 @@
 //! `Open`, `BindMount`, `CopyFrom`, `CopyTo`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_interfaces::helper::Job;
 use berth_interfaces::machine::{
@@ -14,7 +13,6 @@ use berth_service_runtime::varlink::{Call, HandlerResult, Replier};
 
 use super::machine::{MachineService, decode};
 use crate::enter;
-use crate::enter::copy::{CopyJob, Direction};
 use crate::error::Error;
 use crate::machine::Machine;
 
@@ -50,7 +48,7 @@ impl MachineService {
             return Err(Error::NotSupported.into());
         }
         let caller = call.peer.identity();
-        let opened = run_job(&machine, job, caller).await?;
+        let opened = run_job(&machine, job, &caller).await?;
         let Some((pty_path, master)) = opened else {
             return Err(Error::System(std::io::Error::other("no pty")).into());
         };
@@ -86,46 +84,41 @@ impl MachineService {
             read_only: request.read_only.unwrap_or(false),
             mkdir: request.mkdir.unwrap_or(false),
         };
-        run_job(&machine, job, call.peer.identity()).await.map(drop)
+        run_job(&machine, job, &call.peer.identity())
+            .await
+            .map(drop)
     }
 
-    /// `CopyFrom` and `CopyTo`: the copy runs on a blocking thread; the caller hanging up
-    /// cancels it (nothing is left at the destination).
+    /// `CopyFrom` and `CopyTo`: the helper copies; the caller hanging up cancels the copy
+    /// (nothing is left at the destination).
     pub(super) async fn copy(
         &self,
         call: &Call,
         replier: &mut Replier<'_>,
-        direction: Direction,
+        to_machine: bool,
     ) -> Result<(), Error> {
-        let operation = self.operations().start()?;
+        let _operation = self.operations().start()?;
         let request: CopyRequest = decode(call)?;
         let job = copy_job(
             request.source,
             request.destination,
             request.replace,
-            direction,
+            to_machine,
         )?;
         let machine = self.enterable(&request.lookup, &call.peer)?;
+        if machine.class != MachineClass::Container {
+            return Err(Error::NotSupported);
+        }
         let caller = call.peer.identity();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let copying = {
-            let cancel = Arc::clone(&cancel);
-            tokio::task::spawn_blocking(move || {
-                let _operation = operation;
-                enter::copy::run(&machine, &job, &caller, &cancel)
-            })
-        };
-        tokio::pin!(copying);
-        let finished = tokio::select! {
-            finished = &mut copying => finished,
-            () = replier.closed() => {
-                cancel.store(true, Ordering::Relaxed);
-                copying.await
+        tokio::select! {
+            copied = enter::jobs::run(&machine, job, &caller) => {
+                copied.map(drop).map_err(permission_errors)
             }
-        };
-        finished
-            .map_err(|e| Error::System(std::io::Error::other(e)))?
-            .map_err(permission_errors)
+            // Dropping the job closes the helper's channel: it stops and cleans up.
+            () = replier.closed() => Err(Error::System(std::io::Error::from_raw_os_error(
+                libc::ECANCELED,
+            ))),
+        }
     }
 
     /// Looks up a machine the caller may go into: root and the service's own user may go into
@@ -152,8 +145,8 @@ fn copy_job(
     source: String,
     destination: Option<String>,
     replace: Option<bool>,
-    direction: Direction,
-) -> Result<CopyJob, Error> {
+    to_machine: bool,
+) -> Result<Job, Error> {
     if !enter::is_absolute_normalized(&source) {
         return Err(Error::invalid("source"));
     }
@@ -161,8 +154,8 @@ fn copy_job(
     if !enter::is_absolute_normalized(&destination) {
         return Err(Error::invalid("destination"));
     }
-    Ok(CopyJob {
-        direction,
+    Ok(Job::Copy {
+        to_machine,
         source,
         destination,
         replace: replace.unwrap_or(false),
@@ -181,14 +174,12 @@ fn permission_errors(error: Error) -> Error {
 }
 
 async fn run_job(
-    machine: &Arc<Machine>,
+    machine: &Machine,
     job: Job,
-    caller: berth_os::identity::Identity,
-) -> Result<enter::open::Opened, Error> {
-    let machine = Arc::clone(machine);
-    tokio::task::spawn_blocking(move || enter::open::run(&machine, job, &caller))
+    caller: &berth_os::identity::Identity,
+) -> Result<enter::jobs::Opened, Error> {
+    enter::jobs::run(machine, job, caller)
         .await
-        .map_err(|e| Error::System(std::io::Error::other(e)))?
         .map_err(permission_errors)
 }
 

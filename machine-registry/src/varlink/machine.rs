@@ -11,7 +11,6 @@ use berth_interfaces::methods::{MachineMethod, RegistryMethod};
 use berth_service_runtime::peer::Peer;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 
-use crate::enter::copy::Direction;
 use crate::error::Error;
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
@@ -86,8 +85,8 @@ impl Service for MachineService {
             MachineMethod::OpenRootDirectory => {
                 return self.open_root_directory(&call, replier).await;
             }
-            MachineMethod::CopyFrom => self.copy(&call, replier, Direction::FromMachine).await,
-            MachineMethod::CopyTo => self.copy(&call, replier, Direction::ToMachine).await,
+            MachineMethod::CopyFrom => self.copy(&call, replier, false).await,
+            MachineMethod::CopyTo => self.copy(&call, replier, true).await,
             MachineMethod::BindMount => self.bind_mount(&call).await,
             MachineMethod::Open => return self.open(&call, replier).await,
         };

@@ -1,6 +1,8 @@
-//! `Open` and `BindMount`: jobs for the machine helper, which enters the machine.
+//! `Open`, `BindMount`, `CopyFrom` and `CopyTo`: jobs for the machine helper, which enters
+//! the machine (or, for copies, resolves paths inside its root) with the caller's rights.
 
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use berth_interfaces::helper::{Caller, HelperFailure, HelperReply, HelperRequest, Job};
 use berth_interfaces::machine::MachineClass;
@@ -14,12 +16,16 @@ use crate::machine::Machine;
 /// What a job gave back: for `Open`, the pty's path and master.
 pub type Opened = Option<(String, OwnedFd)>;
 
-/// Runs `job` in `machine` (the host for `.host`) with `caller`'s rights. Blocks.
+/// How long a job other than a copy may take (a few system calls, one program started).
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `job` in `machine` (the host for `.host`) with `caller`'s rights. Dropping the
+/// future cancels the job.
 ///
 /// # Errors
 /// `NotSupported` for VMs; `NoSuchUser`, `NoIpc` (no login prompt in the machine), or the
-/// system's error.
-pub fn run(machine: &Machine, job: Job, caller: &Identity) -> Result<Opened, Error> {
+/// system's error (`ETIMEDOUT` for a job other than a copy that takes too long).
+pub async fn run(machine: &Machine, job: Job, caller: &Identity) -> Result<Opened, Error> {
     let mut fds = Vec::new();
     let mut leader = None;
     let mut cgroup = None;
@@ -45,7 +51,15 @@ pub fn run(machine: &Machine, job: Job, caller: &Identity) -> Result<Opened, Err
         leader,
         cgroup,
     };
-    let (reply, mut fds) = helper::run(&request, &fds).map_err(Error::System)?;
+    let running = helper::run(&request, &fds);
+    let answer = if matches!(request.job, Job::Copy { .. }) {
+        running.await
+    } else {
+        tokio::time::timeout(TIMEOUT, running)
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))
+    };
+    let (reply, mut fds) = answer.map_err(Error::System)?;
     match reply {
         HelperReply::Done { pty_path: None } => Ok(None),
         HelperReply::Done {
