@@ -36,7 +36,7 @@ DESTDIR=$root PREFIX=/usr PROFILE=$profile CARGO_TARGET_DIR=$target scripts/inst
 systemctl() { /usr/local/bin/t257 $T/usr/bin/systemctl --root="$root" "$@"; }
 systemctl mask systemd-machined.service
 systemctl enable berth-machine-registry.socket berth-machine-registry-resolve-hook.socket \
-    berth-userdb-bridge.socket
+    berth-userdb-bridge.socket berth-machine-helper.socket
 echo $$ > "$cgroup/cgroup.procs"
 export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
 exec /usr/local/bin/t257 $T/usr/bin/systemd-nspawn -D "$root" -M "$name" --register=no \

@@ -24,6 +24,23 @@ const INSTALLED: &[(&str, u32)] = &[
     ),
     ("usr/local/libexec/berth/berth-machine-registry", 0o755),
     ("usr/local/libexec/berth/berth-userdb-bridge", 0o755),
+    ("usr/local/libexec/berth/berth-machine-helper", 0o755),
+    (
+        "usr/local/lib/systemd/system/berth-machine-helper.socket",
+        0o644,
+    ),
+    (
+        "usr/local/lib/systemd/system/berth-machine-helper@.service",
+        0o644,
+    ),
+    (
+        "usr/local/lib/systemd/user/berth-machine-helper.socket",
+        0o644,
+    ),
+    (
+        "usr/local/lib/systemd/user/berth-machine-helper@.service",
+        0o644,
+    ),
     (
         "usr/local/lib/x86_64-linux-gnu/libnss_mymachines.so.2",
         0o644,

@@ -6,7 +6,8 @@
 //! the registry needs its capabilities for works (addresses through setns, os-release read as
 //! an unprivileged caller, signals to another user's process, cgroups of its own);
 //! `systemctl restart` of each service keeps every machine; the journal holds their lines with
-//! fields of their own (`MACHINE=`), `supervise`'s too; `systemctl stop` is clean.
+//! fields of their own (`MACHINE=`), `supervise`'s too; jobs inside machines run in the
+//! socket-activated helper, outside the registry's sandbox; `systemctl stop` is clean.
 
 use std::time::Instant;
 
@@ -18,10 +19,11 @@ use serde_json::Value;
 const MACHINE_SOCKET: &str = "/run/systemd/machine/io.systemd.Machine";
 const REGISTRY: &str = "berth-machine-registry.service";
 const BRIDGE: &str = "berth-userdb-bridge.service";
-const SOCKETS: [&str; 3] = [
+const SOCKETS: [&str; 4] = [
     "berth-machine-registry.socket",
     "berth-machine-registry-resolve-hook.socket",
     "berth-userdb-bridge.socket",
+    "berth-machine-helper.socket",
 ];
 /// The capabilities the registry's unit keeps: KILL (5), SETGID (6), SETUID (7), SYS_PTRACE
 /// (19), SYS_ADMIN (21).
@@ -243,6 +245,26 @@ fn berth_runs_under_systemd_257_as_pid1() {
         call(&container, "io.systemd.Machine.Kill", kill),
         "Kill nobody's leader",
     );
+
+    // Jobs inside machines run in helpers systemd starts per job, outside the registry's
+    // sandbox: a copy out of a machine lands in the real /tmp (the registry's is private) and
+    // is owned as its source is (the registry keeps no CAP_CHOWN).
+    let copy = r#"{"name":"nob","source":"/etc/os-release","destination":"/tmp/berth-copied"}"#;
+    ok(
+        call(&container, "io.systemd.Machine.CopyFrom", copy),
+        "CopyFrom through the helper",
+    );
+    let copied = ok(container.exec(&["cat", "/tmp/berth-copied"]), "the copy");
+    assert!(copied.stdout.contains("ID=debian"), "{copied:?}");
+    let accepted = container.exec(&[
+        "systemctl",
+        "show",
+        "-p",
+        "NAccepted",
+        "--value",
+        "berth-machine-helper.socket",
+    ]);
+    assert_eq!(accepted.stdout.trim(), "1", "{accepted:?}");
 
     // A cgroup of the registry's own (Delegate=, the cgroup tree writable).
     let alloc = start_leader(&container, "alloc-leader", None, &["sleep", "infinity"]);
