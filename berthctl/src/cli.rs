@@ -108,6 +108,69 @@ pub enum Verb {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Open an interactive shell in a machine (or on `.host`): its login shell, or PATH with
+    /// ARGUMENTS, as root or another user of the machine.
+    Shell {
+        /// The user inside the machine (also given as USER@NAME).
+        #[arg(long, value_name = "USER")]
+        uid: Option<String>,
+        /// Set an environment variable for the shell (VAR=VALUE; repeatable).
+        #[arg(long = "setenv", short = 'E', value_name = "VAR=VALUE")]
+        environment: Vec<String>,
+        /// The machine, as NAME or USER@NAME.
+        name: String,
+        /// The program (an absolute path in the machine) and its arguments.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PATH"
+        )]
+        command: Vec<String>,
+    },
+    /// Get a login prompt of a machine.
+    Login {
+        /// The machine.
+        name: String,
+    },
+    /// Copy a file or directory from the host into a machine.
+    CopyTo {
+        /// Replace the destination if it exists.
+        #[arg(long)]
+        force: bool,
+        /// The machine.
+        name: String,
+        /// The host path.
+        source: PathBuf,
+        /// The absolute path in the machine (default: SOURCE's absolute path).
+        destination: Option<String>,
+    },
+    /// Copy a file or directory from a machine to the host.
+    CopyFrom {
+        /// Replace the destination if it exists.
+        #[arg(long)]
+        force: bool,
+        /// The machine.
+        name: String,
+        /// The absolute path in the machine.
+        source: String,
+        /// The host path (default: the same path as SOURCE).
+        destination: Option<PathBuf>,
+    },
+    /// Bind-mount a host file or directory into a running container.
+    Bind {
+        /// Mount it read-only.
+        #[arg(long)]
+        read_only: bool,
+        /// Make the mount point if it is missing.
+        #[arg(long)]
+        mkdir: bool,
+        /// The machine.
+        name: String,
+        /// The host path.
+        source: PathBuf,
+        /// The absolute path in the machine (default: SOURCE's absolute path).
+        destination: Option<String>,
+    },
     /// Follow machines coming, changing and going, live.
     Watch,
     /// Run PROGRAM as the payload of a new machine, under `supervise`, registered.

@@ -3,9 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_interfaces::blocking::{CallError, Connection};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+
+use berth_interfaces::blocking::{CallError, Connection, parse_reply};
 use berth_interfaces::machine::{
-    AcquireMetadata, KillRequest, KillWhom, ListRequest, MachineInfo, MachineLookup, SignalSpec,
+    AcquireMetadata, BindMountRequest, CopyRequest, KillRequest, KillWhom, ListRequest,
+    MachineInfo, MachineLookup, OpenReply, OpenRequest, SignalSpec,
 };
 use berth_interfaces::registry::WatchReply;
 use serde::Serialize;
@@ -16,6 +20,8 @@ use crate::error::{Error, Result};
 
 /// How long a call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a copy may take.
+const COPY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a `watch` waits for the next event before asking again whether anyone is there.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -153,6 +159,67 @@ impl Registry {
             .map(drop)
     }
 
+    /// Connects for one copy, which may take long.
+    ///
+    /// # Errors
+    /// [`Error::Connect`].
+    pub fn connect_for_copy(scope: &Scope) -> Result<Self> {
+        Self::connect_with(&registry_socket(scope), COPY_TIMEOUT)
+    }
+
+    /// `CopyTo` (`to_machine`) or `CopyFrom`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMachine`], or the call failed.
+    pub fn copy(&mut self, to_machine: bool, request: &CopyRequest) -> Result<()> {
+        let (method, doing) = if to_machine {
+            ("io.systemd.Machine.CopyTo", "Copying into")
+        } else {
+            ("io.systemd.Machine.CopyFrom", "Copying out of")
+        };
+        let name = request.lookup.name.clone().unwrap_or_default();
+        self.call_on::<_, Value>(&name, method, request, doing)
+            .map(drop)
+    }
+
+    /// `BindMount`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMachine`], or the call failed.
+    pub fn bind_mount(&mut self, request: &BindMountRequest) -> Result<()> {
+        let name = request.lookup.name.clone().unwrap_or_default();
+        self.call_on::<_, Value>(
+            &name,
+            "io.systemd.Machine.BindMount",
+            request,
+            "Bind-mounting into",
+        )
+        .map(drop)
+    }
+
+    /// `Open`: the reply and the pty's master, passed with it.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchMachine`], or the call failed.
+    pub fn open(&mut self, request: &OpenRequest) -> Result<(OpenReply, OwnedFd)> {
+        let name = request.lookup.name.clone().unwrap_or_default();
+        let failed = |error: CallError| match error.error_name() {
+            Some(NO_SUCH_MACHINE) => Error::NoSuchMachine(name.clone()),
+            _ => Error::call(format!("Opening a terminal in machine '{name}'"))(error),
+        };
+        self.conn
+            .send_call("io.systemd.Machine.Open", request)
+            .map_err(failed)?;
+        let (message, mut fds) =
+            receive_with_fds(self.conn.stream()).map_err(|e| failed(e.into()))?;
+        let reply: OpenReply = parse_reply(&message).map_err(failed)?.parameters;
+        let index = usize::try_from(reply.pty_file_descriptor).unwrap_or(usize::MAX);
+        if index >= fds.len() {
+            return Err(failed(CallError::Protocol("no pty passed".into())));
+        }
+        Ok((reply, fds.swap_remove(index)))
+    }
+
     fn call_on<P: Serialize, R: serde::de::DeserializeOwned>(
         &mut self,
         name: &str,
@@ -221,4 +288,23 @@ pub fn call_controller(address: &str, member: &str, machine: &str) -> Result<()>
         .map_err(|error: CallError| {
             Error::call(format!("Asking machine '{machine}' to {member}"))(error)
         })
+}
+
+/// Reads one reply message (up to its NUL) and the descriptors passed with it.
+fn receive_with_fds(stream: &UnixStream) -> std::io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut message = Vec::new();
+    let mut fds = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let (length, passed) = berth_os::socket::recv_with_fds(stream, &mut buffer)?;
+        fds.extend(passed);
+        if length == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        message.extend_from_slice(&buffer[..length]);
+        if let Some(end) = message.iter().position(|&b| b == 0) {
+            message.truncate(end);
+            return Ok((message, fds));
+        }
+    }
 }

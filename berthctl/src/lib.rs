@@ -6,6 +6,7 @@
 //!   controllers (the blocking client of `berth_interfaces`).
 //! * [`format`](mod@format): tables, addresses, timestamps, and the pager, for a terminal or a script.
 //! * [`verbs`]: one module per group of verbs.
+//! * [`terminal`]: our terminal relayed to a machine's pty (`shell`, `login`).
 //! * [`error`]: what can go wrong, and the exit code of each.
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod format;
+pub mod terminal;
 pub mod verbs;
 
 use std::process::ExitCode;

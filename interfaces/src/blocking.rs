@@ -148,6 +148,25 @@ impl Connection {
         Ok(self.receive::<R>()?.parameters)
     }
 
+    /// Sends a call of `method` expecting one reply, which the caller reads itself (from
+    /// [`Connection::stream`], e.g. with the descriptors passed alongside) and parses with
+    /// [`parse_reply`].
+    ///
+    /// # Errors
+    /// Writing failed.
+    pub fn send_call<P: Serialize>(
+        &mut self,
+        method: &str,
+        parameters: &P,
+    ) -> Result<(), CallError> {
+        self.send(method, parameters, false, false)
+    }
+
+    /// The connection's socket.
+    pub fn stream(&self) -> &UnixStream {
+        self.reader.get_ref()
+    }
+
     /// Calls `method` without waiting for (or getting) a reply.
     ///
     /// # Errors
@@ -205,23 +224,31 @@ impl Connection {
         if read == 0 || message.pop() != Some(0) {
             return Err(CallError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
-        let raw: RawReply =
-            serde_json::from_slice(&message).map_err(|e| CallError::Protocol(e.to_string()))?;
-        if let Some(error) = raw.error {
-            let parameters = match raw.parameters {
-                Some(Value::Object(map)) => map,
-                _ => Map::new(),
-            };
-            return Err(CallError::Reply { error, parameters });
-        }
-        let parameters = raw.parameters.unwrap_or_else(|| Value::Object(Map::new()));
-        let parameters =
-            serde_json::from_value(parameters).map_err(|e| CallError::Protocol(e.to_string()))?;
-        Ok(Reply {
-            parameters,
-            continues: raw.continues,
-        })
+        parse_reply(&message)
     }
+}
+
+/// Parses one reply message (without its NUL): its parameters as `R`, or the error it is.
+///
+/// # Errors
+/// `Reply` for an error reply, `Protocol` for what is not a reply of that shape.
+pub fn parse_reply<R: DeserializeOwned>(message: &[u8]) -> Result<Reply<R>, CallError> {
+    let raw: RawReply =
+        serde_json::from_slice(message).map_err(|e| CallError::Protocol(e.to_string()))?;
+    if let Some(error) = raw.error {
+        let parameters = match raw.parameters {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        return Err(CallError::Reply { error, parameters });
+    }
+    let parameters = raw.parameters.unwrap_or_else(|| Value::Object(Map::new()));
+    let parameters =
+        serde_json::from_value(parameters).map_err(|e| CallError::Protocol(e.to_string()))?;
+    Ok(Reply {
+        parameters,
+        continues: raw.continues,
+    })
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! * [`control`]: `terminate`, `kill`, `poweroff`, `reboot`, `pause`, `resume`.
 //! * [`watch`]: following the registry live.
 //! * [`spawn`]: running a payload as a new supervised machine.
+//! * [`enter`]: `shell`, `login`, `copy-to`, `copy-from`, `bind`: into a machine.
 
 pub mod control;
+pub mod enter;
 pub mod machines;
 pub mod spawn;
 pub mod watch;
@@ -35,6 +37,39 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Verb::Reboot { names } => control::ask(scope, names, control::Ask::Reboot),
         Verb::Pause { names } => control::ask(scope, names, control::Ask::Pause),
         Verb::Resume { names } => control::ask(scope, names, control::Ask::Resume),
+        Verb::Shell {
+            uid,
+            environment,
+            name,
+            command,
+        } => enter::shell(scope, name, uid.as_deref(), environment, command),
+        Verb::Login { name } => enter::login(scope, name),
+        Verb::CopyTo {
+            force,
+            name,
+            source,
+            destination,
+        } => enter::copy_to(scope, name, source, destination.as_deref(), *force),
+        Verb::CopyFrom {
+            force,
+            name,
+            source,
+            destination,
+        } => enter::copy_from(scope, name, source, destination.as_deref(), *force),
+        Verb::Bind {
+            read_only,
+            mkdir,
+            name,
+            source,
+            destination,
+        } => enter::bind(
+            scope,
+            name,
+            source,
+            destination.as_deref(),
+            *read_only,
+            *mkdir,
+        ),
         Verb::Watch => watch::watch(scope),
         Verb::Spawn { name, program } => spawn::spawn(scope, name, program),
     }
