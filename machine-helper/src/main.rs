@@ -10,6 +10,8 @@
 //! root, does the job and exits. A shell or login prompt it starts outlives it, in the
 //! machine's PID namespace and cgroup.
 
+#![forbid(unsafe_code)]
+
 mod bind;
 mod copy;
 mod enter;
