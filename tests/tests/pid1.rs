@@ -7,7 +7,8 @@
 //! an unprivileged caller, signals to another user's process, cgroups of its own);
 //! `systemctl restart` of each service keeps every machine; the journal holds their lines with
 //! fields of their own (`MACHINE=`), `supervise`'s too; jobs inside machines run in the
-//! socket-activated helper, outside the registry's sandbox; `systemctl stop` is clean.
+//! socket-activated helper, outside the registry's sandbox; a newcomer's `berthctl spawn`,
+//! `list`, `shell` and `poweroff` work; `systemctl stop` is clean.
 
 use std::time::Instant;
 
@@ -332,6 +333,49 @@ fn berth_runs_under_systemd_257_as_pid1() {
     );
     wait::until("the end of sv", || {
         !machine_names(&container).contains(&"sv".to_owned())
+    });
+
+    // A newcomer's day with berthctl: a supervised machine spawned, listed, a shell in it
+    // (through the socket-activated helper), powered off through its controller.
+    let spawn = [
+        "systemd-run",
+        "--quiet",
+        "--unit",
+        "bc-demo",
+        "-p",
+        "Delegate=yes",
+        "--collect",
+        "/usr/bin/berthctl",
+        "spawn",
+        "daily",
+        "--",
+        "sleep",
+        "infinity",
+    ];
+    ok(container.exec(&spawn), "berthctl spawn");
+    wait::until("berthctl's machine", || {
+        machine_names(&container).contains(&"daily".to_owned())
+    });
+    let list = ok(container.exec(&["berthctl", "list"]), "berthctl list");
+    assert!(list.stdout.contains("daily"), "{list:?}");
+    let shell = ok(
+        container.exec(&[
+            "berthctl",
+            "shell",
+            "daily",
+            "/bin/sh",
+            "-c",
+            "echo inside-$((6*7))",
+        ]),
+        "berthctl shell",
+    );
+    assert!(shell.stdout.contains("inside-42"), "{shell:?}");
+    ok(
+        container.exec(&["berthctl", "poweroff", "daily"]),
+        "berthctl poweroff",
+    );
+    wait::until("the end of daily", || {
+        !machine_names(&container).contains(&"daily".to_owned())
     });
 
     // The journal: fields of their own.
