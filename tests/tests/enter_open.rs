@@ -7,7 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use berth_interfaces::client::EnterProxy;
-use berth_interfaces::machine::{MachineError, MachineLookup, OpenMode, OpenReply, OpenRequest};
+use berth_interfaces::machine::{
+    BindMountRequest, MachineError, MachineLookup, OpenMode, OpenReply, OpenRequest,
+};
 use berth_tests::clients::{RawClient, varlinkctl_call, varlinkctl_call_as};
 use berth_tests::container::Container;
 use berth_tests::daemon::{Options, Registry};
@@ -175,6 +177,39 @@ async fn login_shows_the_containers_prompt() {
     let (_, master) = open(&registry, &request).await;
     let output = read_until(&master, "login:");
     assert!(output.contains("container login:"), "{output}");
+}
+
+#[tokio::test]
+async fn login_without_a_getty_or_login_in_the_container_is_no_ipc() {
+    if !(require::root() && require::program("unshare")) {
+        return;
+    }
+    let registry = registry();
+    let container = Container::start(395_000);
+    register(&registry, "boxed", "container", container.pid());
+    // Hide the container's programs (its /usr is the host's) under empty directories.
+    let empty = tempfile::tempdir().unwrap();
+    let mut conn = registry.connect().await;
+    for hidden in ["/usr/bin", "/usr/sbin"] {
+        let request = BindMountRequest {
+            lookup: MachineLookup::by_name("boxed"),
+            source: empty.path().to_str().unwrap().to_owned(),
+            destination: Some(hidden.to_owned()),
+            read_only: Some(true),
+            mkdir: None,
+        };
+        conn.bind_mount(&request).await.unwrap().unwrap();
+    }
+    let request = OpenRequest {
+        lookup: MachineLookup::by_name("boxed"),
+        mode: OpenMode::Login,
+        user: None,
+        path: None,
+        args: None,
+        environment: None,
+    };
+    let reply = conn.open(&request).await.unwrap();
+    assert_eq!(reply.err(), Some(MachineError::NoIPC));
 }
 
 #[tokio::test]
