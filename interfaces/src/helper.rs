@@ -59,6 +59,13 @@ pub enum Job {
         /// Replace an existing destination.
         replace: bool,
     },
+    /// A change to an image of the pool, under systemd-nspawn's locks (in `lock_dir`).
+    Image {
+        /// The change.
+        change: ImageChange,
+        /// systemd-nspawn's global lock directory.
+        lock_dir: String,
+    },
     /// A host file or directory mounted into the machine.
     BindMount {
         /// The absolute host path.
@@ -69,6 +76,51 @@ pub enum Job {
         read_only: bool,
         /// Make a missing mount point.
         mkdir: bool,
+    },
+}
+
+/// A change to an image (paths decided by the registry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "what")]
+pub enum ImageChange {
+    /// Remove the image and its settings files.
+    Remove {
+        /// The image.
+        path: String,
+        /// Its settings files.
+        settings: Vec<String>,
+    },
+    /// Rename the image and its settings files.
+    Rename {
+        /// The image.
+        path: String,
+        /// Its new path.
+        new_path: String,
+        /// Its settings files, old and new path.
+        settings: Vec<(String, String)>,
+    },
+    /// Make the image read-only or writable (the immutable flag; write permission for raw
+    /// files).
+    SetReadOnly {
+        /// The image.
+        path: String,
+        /// Whether it is a raw file.
+        raw: bool,
+        /// Read-only or not.
+        read_only: bool,
+    },
+    /// Copy the image (reflinks where possible) under a new name, with its settings files.
+    Clone {
+        /// The image.
+        source: String,
+        /// The copy's path.
+        destination: String,
+        /// Whether it is a raw file.
+        raw: bool,
+        /// Whether the copy is read-only.
+        read_only: bool,
+        /// Its settings files, and where their copies go.
+        settings: Vec<(String, String)>,
     },
 }
 

@@ -5,6 +5,8 @@
 
 /// `io.systemd.Machine`, the registry interface (upstream text, see the crate README).
 pub const IO_SYSTEMD_MACHINE: &str = include_str!("../idl/io.systemd.Machine.varlink");
+/// `io.systemd.MachineImage`, the image pool (upstream text with `SetPoolLimit` and `CleanPool`).
+pub const IO_SYSTEMD_MACHINE_IMAGE: &str = include_str!("../idl/io.systemd.MachineImage.varlink");
 /// `io.berth.Registry`, Berth's own extensions of the registry (host resolution, watching).
 pub const IO_BERTH_REGISTRY: &str = include_str!("../idl/io.berth.Registry.varlink");
 /// `io.berth.Supervisor`, Berth's extension of `io.systemd.MachineInstance` (`supervise`).
@@ -29,6 +31,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("io.berth.Supervisor", IO_BERTH_SUPERVISOR),
     ("io.systemd", IO_SYSTEMD),
     ("io.systemd.Machine", IO_SYSTEMD_MACHINE),
+    ("io.systemd.MachineImage", IO_SYSTEMD_MACHINE_IMAGE),
     ("io.systemd.MachineInstance", IO_SYSTEMD_MACHINE_INSTANCE),
     ("io.systemd.Resolve.Hook", IO_SYSTEMD_RESOLVE_HOOK),
     ("io.systemd.UserDatabase", IO_SYSTEMD_USER_DATABASE),

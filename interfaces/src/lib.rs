@@ -2,7 +2,7 @@
 //!
 //! * [`idl`] holds the interface texts, verbatim from `idl/*.varlink`; services serve these
 //!   texts for introspection and validate every incoming call against them.
-//! * [`machine`], [`registry`], [`resolve`], [`instance`], [`supervisor`], [`userdb`] and
+//! * [`machine`], [`image`], [`registry`], [`resolve`], [`instance`], [`supervisor`], [`userdb`] and
 //!   [`service`] hold the serde types for the parameters, replies and errors,
 //!   named exactly like the IDL. Error enums list exactly the IDL error names.
 //! * [`methods`] has each interface's methods as an enum ([`Methods`]), checked against the
@@ -21,6 +21,7 @@ pub use errors::WireError;
 pub mod helper;
 pub mod hosts;
 pub mod idl;
+pub mod image;
 pub mod instance;
 pub mod machine;
 pub mod methods;

@@ -88,6 +88,24 @@ methods! {
 }
 
 methods! {
+    /// The methods of `io.systemd.MachineImage`.
+    pub enum ImageMethod in "io.systemd.MachineImage" = idl::IO_SYSTEMD_MACHINE_IMAGE => {
+        /// `List`.
+        List,
+        /// `Update`.
+        Update,
+        /// `Clone`.
+        Clone,
+        /// `Remove`.
+        Remove,
+        /// `SetPoolLimit`.
+        SetPoolLimit,
+        /// `CleanPool`.
+        CleanPool,
+    }
+}
+
+methods! {
     /// The methods of `io.berth.Registry`.
     pub enum RegistryMethod in "io.berth.Registry" = idl::IO_BERTH_REGISTRY => {
         /// `ResolveHost`.
@@ -204,6 +222,7 @@ mod tests {
     #[test]
     fn every_method_enum_lists_exactly_the_methods_of_its_idl() {
         check::<MachineMethod>();
+        check::<ImageMethod>();
         check::<RegistryMethod>();
         check::<InstanceMethod>();
         check::<SupervisorMethod>();
@@ -217,6 +236,7 @@ mod tests {
     fn every_idl_with_methods_has_an_enum() {
         let covered = [
             MachineMethod::INTERFACE,
+            ImageMethod::INTERFACE,
             RegistryMethod::INTERFACE,
             InstanceMethod::INTERFACE,
             SupervisorMethod::INTERFACE,

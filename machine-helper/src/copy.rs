@@ -57,20 +57,30 @@ pub fn run(leader: &OwnedFd, job: &CopyJob<'_>, channel: BorrowedFd<'_>) -> Resu
         Some((uid_map, gid_map)) => (into_machine(uid_map, uid), into_machine(gid_map, gid)),
         None => (uid, gid),
     };
+    with_cancellation(channel, |cancel| {
+        let options = CopyOptions {
+            replace: job.replace,
+            owner: job.keep_owners.then_some(&owner as copy::OwnerMap<'_>),
+            cancel,
+        };
+        copy_between(&root, job, &options)
+    })
+    .map_err(|e| Failure::system("copying", e))
+}
+
+/// Runs `work` with a flag that a watching thread sets once the registry closes `channel`.
+pub fn with_cancellation<T: Send>(
+    channel: BorrowedFd<'_>,
+    work: impl FnOnce(&AtomicBool) -> std::io::Result<T> + Send,
+) -> std::io::Result<T> {
     let cancel = AtomicBool::new(false);
-    let options = CopyOptions {
-        replace: job.replace,
-        owner: job.keep_owners.then_some(&owner as copy::OwnerMap<'_>),
-        cancel: &cancel,
-    };
     let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| watch_hang_up(channel, &finished, &cancel));
-        let result = copy_between(&root, job, &options);
+        let result = work(&cancel);
         finished.store(true, Ordering::Relaxed);
         result
     })
-    .map_err(|e| Failure::system("copying", e))
 }
 
 fn read_maps(pid: u32) -> Result<(Vec<IdMapping>, Vec<IdMapping>), Failure> {

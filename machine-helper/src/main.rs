@@ -15,6 +15,7 @@
 mod bind;
 mod copy;
 mod enter;
+mod image;
 mod passwd;
 mod pty;
 mod session;
@@ -131,6 +132,10 @@ fn run(request: &HelperRequest, fds: Vec<OwnedFd>, channel: BorrowedFd<'_>) -> O
                 keep_owners: request.caller.uid == 0,
             };
             copy::run(&needed(leader)?, &job, channel)?;
+            Ok(None)
+        }
+        Job::Image { change, lock_dir } => {
+            image::run(change, lock_dir, channel)?;
             Ok(None)
         }
         Job::BindMount {

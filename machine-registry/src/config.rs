@@ -33,6 +33,8 @@ pub struct Args {
 pub struct Paths {
     /// The `io.systemd.Machine` socket.
     pub socket: PathBuf,
+    /// The `io.systemd.MachineImage` socket beside it (the same services).
+    pub image_socket: PathBuf,
     /// The state file directory.
     pub state_dir: PathBuf,
     /// The `io.systemd.Resolve.Hook` socket (system scope only).
@@ -74,6 +76,7 @@ impl Args {
         let systemd = self.runtime_dir()?.join("systemd");
         Ok(Paths {
             socket: systemd.join("machine/io.systemd.Machine"),
+            image_socket: systemd.join("machine/io.systemd.MachineImage"),
             host_table: systemd.join("machine").join(hosts::TABLE_DIR),
             state_dir: systemd.join("machines"),
             resolve_hook: (!self.user).then(|| systemd.join("resolve.hook/io.systemd.Machine")),
@@ -104,6 +107,7 @@ mod tests {
             args.paths().unwrap(),
             Paths {
                 socket: "/run/systemd/machine/io.systemd.Machine".into(),
+                image_socket: "/run/systemd/machine/io.systemd.MachineImage".into(),
                 state_dir: "/run/systemd/machines".into(),
                 resolve_hook: Some("/run/systemd/resolve.hook/io.systemd.Machine".into()),
                 host_table: "/run/systemd/machine/berth-hosts".into(),

@@ -35,6 +35,9 @@ pub enum Error {
     /// The host GID is in the host's own range (below 65536).
     #[error("The group belongs to the host's GID range")]
     GroupInHostRange,
+    /// No image of that name.
+    #[error("No such image")]
+    NoSuchImage,
     /// Too many copies run already.
     #[error("Too many operations")]
     TooManyOperations,

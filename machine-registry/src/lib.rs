@@ -28,6 +28,7 @@ pub mod enter;
 pub mod error;
 pub mod hosts;
 pub mod idmap;
+pub mod images;
 pub mod index;
 pub mod kill;
 pub mod lifecycle;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_interfaces::idl;
 use berth_machine_registry::config::Args;
+use berth_machine_registry::images::Pool;
 use berth_machine_registry::manager::Registry;
 use berth_machine_registry::restore;
 use berth_machine_registry::startup::{FdBudget, listeners, raise_fd_limit, registry_config};
@@ -50,14 +51,20 @@ async fn serve(args: Args, log: Option<LogControl>, budget: FdBudget) -> anyhow:
 
     let mut config = server_config("", registry_interfaces(), budget);
     config.log = log;
-    let machines = Server::new(MachineService::new(Arc::clone(&registry)), config)?;
+    let pool = Pool::new(args.user, &args.runtime_dir()?);
+    let machines = Server::new(MachineService::new(Arc::clone(&registry), pool), config)?;
     let config = server_config(": resolve hook", vec![idl::IO_SYSTEMD_RESOLVE_HOOK], budget);
     let hook = Server::new(HookService::new(Arc::clone(&registry)), config)?;
     notify::ready(&format!("Serving {} machines", registry.len()));
     notify::spawn_watchdog();
     let hook_listener = listeners.resolve_hook;
     tokio::join!(
-        machines.run(vec![listeners.machine], shutdown::wait(stopped.clone())),
+        machines.run(
+            std::iter::once(listeners.machine)
+                .chain(listeners.image)
+                .collect(),
+            shutdown::wait(stopped.clone())
+        ),
         hook.run(
             hook_listener.into_iter().collect(),
             shutdown::wait(stopped.clone())
@@ -75,6 +82,7 @@ fn registry_interfaces() -> Vec<&'static str> {
         idl::IO_BERTH_REGISTRY,
         idl::IO_SYSTEMD,
         idl::IO_SYSTEMD_MACHINE,
+        idl::IO_SYSTEMD_MACHINE_IMAGE,
         idl::IO_SYSTEMD_SERVICE,
     ]
 }

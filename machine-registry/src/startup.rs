@@ -46,6 +46,9 @@ impl FdBudget {
 pub struct Listeners {
     /// `io.systemd.Machine` (LISTEN_FDNAMES `varlink`).
     pub machine: UnixListener,
+    /// `io.systemd.MachineImage`, the same services (bound here; under socket activation
+    /// the socket unit makes it a symlink to the first).
+    pub image: Option<UnixListener>,
     /// `io.systemd.Resolve.Hook` (`resolve-hook`; system scope only).
     pub resolve_hook: Option<UnixListener>,
     /// Sockets bound here, to remove again at exit.
@@ -65,6 +68,10 @@ pub fn listeners(args: &Args, paths: &Paths) -> anyhow::Result<Listeners> {
         None if activated => anyhow::bail!("The service manager passed no socket named 'varlink'"),
         None => bind(&paths.socket, args.socket_mode(), &mut bound)?,
     };
+    let image = match activated {
+        true => None,
+        false => Some(bind(&paths.image_socket, args.socket_mode(), &mut bound)?),
+    };
     let resolve_hook = match (passed.take("resolve-hook")?, &paths.resolve_hook) {
         (Some(listener), _) => Some(listener),
         (None, Some(path)) => Some(bind(path, 0o666, &mut bound)?),
@@ -73,6 +80,7 @@ pub fn listeners(args: &Args, paths: &Paths) -> anyhow::Result<Listeners> {
     passed.finish()?;
     Ok(Listeners {
         machine,
+        image,
         resolve_hook,
         bound,
     })

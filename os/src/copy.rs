@@ -394,13 +394,24 @@ fn copy_xattrs(source: &OwnedFd, target: &OwnedFd) -> io::Result<()> {
 /// Removes `place` and everything below it, as far as it can; errors are ignored (this
 /// cleans up after a failure).
 pub fn remove_tree(place: Place<'_>) {
-    remove_below(place, 0);
+    let _ = remove_below(place, 0);
 }
 
-fn remove_below(place: Place<'_>, depth: usize) {
-    if unlinkat(place.dir, place.name, AtFlags::empty()).is_ok() || depth > 2 * MAX_DEPTH {
-        return;
+/// Removes `place` and everything below it (never following a symlink).
+///
+/// # Errors
+/// The first error met (everything removable is removed all the same).
+pub fn remove_all(place: Place<'_>) -> io::Result<()> {
+    remove_below(place, 0)
+}
+
+fn remove_below(place: Place<'_>, depth: usize) -> io::Result<()> {
+    match unlinkat(place.dir, place.name, AtFlags::empty()) {
+        Ok(()) => return Ok(()),
+        Err(rustix::io::Errno::ISDIR | rustix::io::Errno::PERM) if depth <= 2 * MAX_DEPTH => {}
+        Err(e) => return Err(e.into()),
     }
+    let mut first_error = None;
     if let Ok(dir) = open_in(place, OFlags::RDONLY | OFlags::DIRECTORY) {
         let names: Vec<OsString> = Dir::read_from(&dir)
             .into_iter()
@@ -414,10 +425,16 @@ fn remove_below(place: Place<'_>, depth: usize) {
                 dir: dir.as_fd(),
                 name,
             };
-            remove_below(entry, depth + 1);
+            if let Err(e) = remove_below(entry, depth + 1) {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    let _ = unlinkat(place.dir, place.name, AtFlags::REMOVEDIR);
+    let removed = unlinkat(place.dir, place.name, AtFlags::REMOVEDIR).map_err(io::Error::from);
+    match first_error {
+        Some(error) => Err(error),
+        None => removed,
+    }
 }
 
 #[cfg(test)]

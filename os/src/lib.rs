@@ -11,6 +11,7 @@
 //! * [`root`]: a machine's root directory, pinned through its leader, and paths resolved
 //!   strictly inside it.
 //! * [`identity`]: file work done with a caller's rights.
+//! * [`files`]: the immutable flag and `flock` lock files, as image pools use them.
 //! * [`copy`]: copying files and trees between two directories without following symlinks,
 //!   under a temporary name until complete.
 //! * [`journal`]: whether standard error is the journal, and entries in journald's native
@@ -25,6 +26,7 @@
 
 pub mod cgroup2;
 pub mod copy;
+pub mod files;
 pub mod identity;
 pub mod journal;
 pub mod namespace;

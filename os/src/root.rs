@@ -56,6 +56,15 @@ impl Root {
         Ok(root)
     }
 
+    /// The directory at `path` as a root (an image's tree, say).
+    ///
+    /// # Errors
+    /// The kernel's error (`ENOTDIR` for what is no directory).
+    pub fn at(path: &std::path::Path) -> io::Result<Self> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(Self(rustix::fs::open(path, flags, Mode::empty())?))
+    }
+
     fn open_dir(path: &str) -> io::Result<Self> {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         Ok(Self(rustix::fs::open(path, flags, Mode::empty())?))

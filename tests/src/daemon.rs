@@ -39,6 +39,9 @@ pub struct Options {
     /// Start it in a mount namespace of its own where its state directory is a tmpfs of this
     /// size (`mount -o size=`), to fill it; see [`Registry::state_dir_seen_by_it`].
     pub state_tmpfs: Option<String>,
+    /// Start it in a mount namespace of its own where this directory (made if missing) is a
+    /// tmpfs of this size (`"64k"`): a small file system to fill.
+    pub tmpfs_at: Option<(PathBuf, String)>,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             nofile: None,
             umask: None,
             state_tmpfs: None,
+            tmpfs_at: None,
         }
     }
 }
@@ -112,15 +116,10 @@ impl Registry {
             argv.splice(0..0, ["sh".into(), "-c".into(), script.into()]);
         }
         if let Some(size) = &self.options.state_tmpfs {
-            let script = format!(
-                "mkdir -p \"$0\" && mount -t tmpfs -o size={size},mode=0755 tmpfs \"$0\" && exec \"$@\""
-            );
-            let private = ["unshare", "--mount", "--propagation", "private", "sh", "-c"];
-            let wrapper = private
-                .into_iter()
-                .map(OsString::from)
-                .chain([script.into(), self.state_dir().into_os_string()]);
-            argv.splice(0..0, wrapper);
+            on_private_tmpfs(&mut argv, &self.state_dir(), size);
+        }
+        if let Some((dir, size)) = &self.options.tmpfs_at {
+            on_private_tmpfs(&mut argv, dir, size);
         }
         let mut command = match self.options.run_as {
             Some(uid) => crate::users::as_user(uid, &argv[0]),
@@ -313,6 +312,20 @@ pub fn remove_cgroup_tree(path: &Path) {
     wait::until("an emptied cgroup to go away", || {
         fs::remove_dir(path).is_ok() || !path.exists()
     });
+}
+
+/// Wraps `argv` to run in a mount namespace of its own where `dir` (made if missing) is a
+/// tmpfs of `size`.
+fn on_private_tmpfs(argv: &mut Vec<OsString>, dir: &Path, size: &str) {
+    let script = format!(
+        "mkdir -p \"$0\" && mount -t tmpfs -o size={size},mode=0755 tmpfs \"$0\" && exec \"$@\""
+    );
+    let private = ["unshare", "--mount", "--propagation", "private", "sh", "-c"];
+    let wrapper = private
+        .into_iter()
+        .map(OsString::from)
+        .chain([script.into(), dir.as_os_str().to_owned()]);
+    argv.splice(0..0, wrapper);
 }
 
 /// A fresh runtime directory on tmpfs, like `/run`.

@@ -26,6 +26,37 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// `NotSupported` for VMs; `NoSuchUser`, `NoIpc` (no login prompt in the machine), or the
 /// system's error (`ETIMEDOUT` for a job other than a copy that takes too long).
 pub async fn run(machine: &Machine, job: Job, caller: &Identity) -> Result<Opened, Error> {
+    let (request, fds) = request_for(machine, job, caller)?;
+    give(&request, &fds, &machine.name).await
+}
+
+/// Runs `job` on the host, in no machine (a change to the image pool).
+///
+/// # Errors
+/// The system's error.
+pub async fn run_on_host(job: Job, caller: &Identity) -> Result<(), Error> {
+    let request = HelperRequest {
+        job,
+        caller: caller_of(caller),
+        leader: None,
+        cgroup: None,
+    };
+    give(&request, &[], "").await.map(drop)
+}
+
+fn caller_of(caller: &Identity) -> Caller {
+    Caller {
+        uid: caller.uid,
+        gid: caller.gid,
+        groups: caller.groups.clone(),
+    }
+}
+
+fn request_for(
+    machine: &Machine,
+    job: Job,
+    caller: &Identity,
+) -> Result<(HelperRequest, Vec<OwnedFd>), Error> {
     let mut fds = Vec::new();
     let mut leader = None;
     let mut cgroup = None;
@@ -43,16 +74,18 @@ pub async fn run(machine: &Machine, job: Job, caller: &Identity) -> Result<Opene
     }
     let request = HelperRequest {
         job,
-        caller: Caller {
-            uid: caller.uid,
-            gid: caller.gid,
-            groups: caller.groups.clone(),
-        },
+        caller: caller_of(caller),
         leader,
         cgroup,
     };
-    let running = helper::run(&request, &fds);
-    let answer = if matches!(request.job, Job::Copy { .. }) {
+    Ok((request, fds))
+}
+
+/// Gives `request` to a helper and turns its answer into ours.
+async fn give(request: &HelperRequest, fds: &[OwnedFd], machine: &str) -> Result<Opened, Error> {
+    let running = helper::run(request, fds);
+    let long = matches!(request.job, Job::Copy { .. } | Job::Image { .. });
+    let answer = if long {
         running.await
     } else {
         tokio::time::timeout(TIMEOUT, running)
@@ -72,7 +105,7 @@ pub async fn run(machine: &Machine, job: Job, caller: &Identity) -> Result<Opene
         HelperReply::Failed(HelperFailure::NoLogin) => Err(Error::NoIpc),
         HelperReply::Failed(HelperFailure::System { errno, doing }) => {
             let error = std::io::Error::from_raw_os_error(errno);
-            tracing::debug!(machine = machine.name, %error, doing, "The machine helper failed");
+            tracing::debug!(machine, %error, doing, "The machine helper failed");
             Err(Error::System(error))
         }
     }

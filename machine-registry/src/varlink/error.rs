@@ -3,6 +3,7 @@
 
 use std::io;
 
+use berth_interfaces::image::ImageError;
 use berth_interfaces::machine::MachineError;
 use berth_interfaces::service::{SystemError, VarlinkError};
 use berth_service_runtime::varlink::ErrorReply;
@@ -26,6 +27,7 @@ impl From<Error> for ErrorReply {
             Error::GroupInHostRange => MachineError::GroupInHostRange.into(),
             Error::NoUidShift => MachineError::NoUIDShift.into(),
             Error::TooManyOperations => MachineError::TooManyOperations.into(),
+            Error::NoSuchImage => ImageError::NoSuchImage.into(),
             Error::NoIpc => MachineError::NoIPC.into(),
             Error::Registry(error) => registry_error(error),
             Error::Metadata(MetadataError::NotAvailable) => MachineError::NotAvailable.into(),
@@ -40,6 +42,16 @@ impl From<Error> for ErrorReply {
             | Error::Network(NetworkError::Io(error))
             | Error::System(error) => system(&error),
         }
+    }
+}
+
+/// Errors of `io.systemd.MachineImage` calls: its own `NotSupported` and
+/// `TooManyOperations`, the rest as for every interface.
+pub fn image_error(error: Error) -> ErrorReply {
+    match error {
+        Error::NotSupported => ImageError::NotSupported.into(),
+        Error::TooManyOperations => ImageError::TooManyOperations.into(),
+        error => error.into(),
     }
 }
 

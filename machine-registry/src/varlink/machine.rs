@@ -7,11 +7,12 @@ use berth_interfaces::machine::{
     AcquireMetadata, Address, KillRequest, ListRequest, MachineClass, MachineInfo, MachineLookup,
     ProcessId, RegisterRequest, SignalSpec,
 };
-use berth_interfaces::methods::{MachineMethod, RegistryMethod};
+use berth_interfaces::methods::{ImageMethod, MachineMethod, RegistryMethod};
 use berth_service_runtime::peer::Peer;
 use berth_service_runtime::varlink::{Call, HandlerResult, Replier, Service};
 
 use crate::error::Error;
+use crate::images::Pool;
 use crate::machine::Machine;
 use crate::manager::{Registry, Removal};
 use crate::{enter, kill, lifecycle, metadata, names, register};
@@ -21,15 +22,22 @@ use crate::{enter, kill, lifecycle, metadata, names, register};
 pub struct MachineService {
     registry: Arc<Registry>,
     operations: Arc<enter::Operations>,
+    pool: Pool,
 }
 
 impl MachineService {
-    /// Serves `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
+    /// Serves `registry` and the image `pool`.
+    pub fn new(registry: Arc<Registry>, pool: Pool) -> Self {
         Self {
             registry,
             operations: Arc::default(),
+            pool,
         }
+    }
+
+    /// The image pool.
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The copies running now.
@@ -50,6 +58,8 @@ pub enum RegistryCall {
     Machine(MachineMethod),
     /// A method of `io.berth.Registry`.
     Berth(RegistryMethod),
+    /// A method of `io.systemd.MachineImage`.
+    Image(ImageMethod),
 }
 
 impl Service for MachineService {
@@ -59,6 +69,7 @@ impl Service for MachineService {
         MachineMethod::from_qualified(method)
             .map(RegistryCall::Machine)
             .or_else(|| RegistryMethod::from_qualified(method).map(RegistryCall::Berth))
+            .or_else(|| ImageMethod::from_qualified(method).map(RegistryCall::Image))
     }
 
     async fn handle(
@@ -72,6 +83,7 @@ impl Service for MachineService {
             RegistryCall::Berth(RegistryMethod::ResolveHost) => {
                 return self.resolve_host(&call, replier).await;
             }
+            RegistryCall::Image(method) => return self.image(method, &call, replier).await,
             RegistryCall::Machine(method) => method,
         };
         let result = match method {

@@ -1,11 +1,12 @@
-//! The Varlink face of the registry: `io.systemd.Machine` and `io.berth.Registry` on the
-//! registry socket, `io.systemd.Resolve.Hook` on the resolve hook socket.
+//! The Varlink face of the registry: `io.systemd.Machine`, `io.systemd.MachineImage` and
+//! `io.berth.Registry` on the registry socket, `io.systemd.Resolve.Hook` on the resolve hook socket.
 
 mod berth;
 mod enter;
 mod error;
 mod hook;
 mod idmap;
+mod image;
 mod machine;
 
 pub use hook::HookService;
