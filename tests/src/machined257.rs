@@ -35,6 +35,7 @@ mount --rbind /sys $T/sys
 mount --rbind /dev $T/dev
 mount --bind "$1" $T/run
 mkdir -p $T/run/dbus $T/run/lock $T/run/systemd
+if [ -n "${2:-}" ]; then mkdir -p $T/var/lib/machines; mount --bind "$2" $T/var/lib/machines; fi
 chroot $T dbus-daemon --system --nofork --nopidfile &
 i=0
 while [ ! -S $T/run/dbus/system_bus_socket ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
@@ -53,6 +54,14 @@ impl Machined257 {
     /// # Panics
     /// When it does not start (see [`available`] first).
     pub fn start() -> Self {
+        Self::start_with_images(None)
+    }
+
+    /// Starts it with `images` (a directory) as its `/var/lib/machines`, in its namespace only.
+    ///
+    /// # Panics
+    /// As [`Machined257::start`].
+    pub fn start_with_images(images: Option<&Path>) -> Self {
         let run = tmpfs_tempdir("berth-bench-machined257-");
         fs::set_permissions(run.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         let log = fs::File::create(run.path().join("machined.log")).expect("log");
@@ -68,6 +77,7 @@ impl Machined257 {
                     "sh",
                 ])
                 .arg(run.path())
+                .args(images)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log),
