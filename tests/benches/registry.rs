@@ -17,6 +17,8 @@ use berth_tests::daemon::{Options, Registry};
 use berth_tests::machines::{by_name, container};
 use berth_tests::process::Proc;
 
+#[path = "registry/images.rs"]
+mod images;
 #[path = "registry/pairs.rs"]
 mod pairs;
 
@@ -37,7 +39,8 @@ struct Row {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    // `cargo bench -p berth-tests --bench registry -- pairs` (or `scale`) runs one section.
+    // `cargo bench -p berth-tests --bench registry -- pairs` (or `scale`, `images`) runs one
+    // section.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -48,6 +51,9 @@ async fn main() {
     }
     if wanted("pairs") {
         pairs::run();
+    }
+    if wanted("images") {
+        images::run();
     }
 }
 
