@@ -171,6 +171,61 @@ pub enum Verb {
         /// The absolute path in the machine (default: SOURCE's absolute path).
         destination: Option<String>,
     },
+    /// List the images of the pool.
+    ListImages {
+        /// Also show hidden images (names starting with '.').
+        #[arg(long, short)]
+        all: bool,
+    },
+    /// Show an image in detail, with its OS and hostname.
+    ImageStatus {
+        /// The images.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Copy an image under a new name (reflinks where the file system can).
+    Clone {
+        /// Make the copy read-only.
+        #[arg(long)]
+        read_only: bool,
+        /// The image.
+        name: String,
+        /// The copy's name.
+        new_name: String,
+    },
+    /// Rename an image (and its .nspawn/.vmspawn settings files).
+    Rename {
+        /// The image.
+        name: String,
+        /// Its new name.
+        new_name: String,
+    },
+    /// Mark an image read-only (or, with "false", writable).
+    ReadOnly {
+        /// The image.
+        name: String,
+        /// Read-only or not.
+        #[arg(default_value_t = true, action = clap::ArgAction::Set)]
+        read_only: bool,
+    },
+    /// Remove images.
+    Remove {
+        /// The images.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Set the size limit of the pool, or of one image.
+    SetLimit {
+        /// The image (none: the whole pool), then the limit in bytes.
+        #[arg(num_args = 1..=2, required = true, value_name = "[NAME] BYTES")]
+        args: Vec<String>,
+    },
+    /// Remove hidden images (with --all: every image no machine uses).
+    Clean {
+        /// Every unused image, not only hidden ones.
+        #[arg(long)]
+        all: bool,
+    },
     /// Follow machines coming, changing and going, live.
     Watch,
     /// Run PROGRAM as the payload of a new machine, under `supervise`, registered.

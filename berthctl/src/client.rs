@@ -7,6 +7,9 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use berth_interfaces::blocking::{CallError, Connection, parse_reply};
+use berth_interfaces::image::{
+    CleanPoolMode, CleanPoolReply, CleanPoolRequest, ImageInfo, ImageListRequest,
+};
 use berth_interfaces::machine::{
     AcquireMetadata, BindMountRequest, CopyRequest, KillRequest, KillWhom, ListRequest,
     MachineInfo, MachineLookup, OpenReply, OpenRequest, SignalSpec,
@@ -26,6 +29,7 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 const WATCH_TIMEOUT: Duration = Duration::from_secs(3600);
 
 const NO_SUCH_MACHINE: &str = "io.systemd.Machine.NoSuchMachine";
+const NO_SUCH_IMAGE: &str = "io.systemd.MachineImage.NoSuchImage";
 
 /// The runtime directory of the scope (`/run`, `$XDG_RUNTIME_DIR`, or `--runtime-dir`).
 pub fn runtime_dir(scope: &Scope) -> PathBuf {
@@ -78,20 +82,91 @@ impl Registry {
             acquire_metadata: Some(AcquireMetadata::Graceful),
             ..ListRequest::default()
         };
+        self.collect("io.systemd.Machine.List", &request, "Listing the machines")
+    }
+
+    /// Calls `method` with `more` and collects every reply.
+    fn collect<P: Serialize, R: serde::de::DeserializeOwned>(
+        &mut self,
+        method: &str,
+        parameters: &P,
+        doing: &str,
+    ) -> Result<Vec<R>> {
         self.conn
-            .call_more("io.systemd.Machine.List", &request)
-            .map_err(Error::call("Listing the machines"))?;
-        let mut machines = Vec::new();
+            .call_more(method, parameters)
+            .map_err(Error::call(doing))?;
+        let mut replies = Vec::new();
         loop {
-            let reply = self
-                .conn
-                .receive::<MachineInfo>()
-                .map_err(Error::call("Listing the machines"))?;
-            machines.push(reply.parameters);
+            let reply = self.conn.receive::<R>().map_err(Error::call(doing))?;
+            replies.push(reply.parameters);
             if !reply.continues {
-                return Ok(machines);
+                return Ok(replies);
             }
         }
+    }
+
+    /// Every image of the pool, with metadata if asked (`graceful`).
+    ///
+    /// # Errors
+    /// The call failed.
+    pub fn list_images(&mut self, metadata: bool) -> Result<Vec<ImageInfo>> {
+        let request = ImageListRequest {
+            acquire_metadata: metadata.then_some(AcquireMetadata::Graceful),
+            ..ImageListRequest::default()
+        };
+        self.collect(
+            "io.systemd.MachineImage.List",
+            &request,
+            "Listing the images",
+        )
+    }
+
+    /// The image `name`, with its metadata if it can be read.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchImage`], or the call failed.
+    pub fn image(&mut self, name: &str) -> Result<ImageInfo> {
+        let request = ImageListRequest {
+            name: Some(name.to_owned()),
+            acquire_metadata: Some(AcquireMetadata::Graceful),
+            ..ImageListRequest::default()
+        };
+        self.image_call(name, "List", &request, "Looking up")
+    }
+
+    /// Calls `io.systemd.MachineImage.METHOD` about the image `name`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchImage`], or the call failed.
+    pub fn image_call<P: Serialize, R: serde::de::DeserializeOwned>(
+        &mut self,
+        name: &str,
+        method: &str,
+        parameters: &P,
+        doing: &str,
+    ) -> Result<R> {
+        self.conn
+            .call(&format!("io.systemd.MachineImage.{method}"), parameters)
+            .map_err(|error| match error.error_name() {
+                Some(NO_SUCH_IMAGE) => Error::NoSuchImage(name.to_owned()),
+                _ => Error::call(format!("{doing} image '{name}'"))(error),
+            })
+    }
+
+    /// `CleanPool`: the images removed.
+    ///
+    /// # Errors
+    /// The call failed.
+    pub fn clean_pool(&mut self, mode: CleanPoolMode) -> Result<Vec<CleanPoolReply>> {
+        let request = CleanPoolRequest {
+            allow_interactive_authentication: None,
+            mode,
+        };
+        self.collect(
+            "io.systemd.MachineImage.CleanPool",
+            &request,
+            "Cleaning the pool",
+        )
     }
 
     /// Every machine as the raw JSON the registry sends.
@@ -103,20 +178,7 @@ impl Registry {
             acquire_metadata: Some(AcquireMetadata::Graceful),
             ..ListRequest::default()
         };
-        self.conn
-            .call_more("io.systemd.Machine.List", &request)
-            .map_err(Error::call("Listing the machines"))?;
-        let mut machines = Vec::new();
-        loop {
-            let reply = self
-                .conn
-                .receive::<Value>()
-                .map_err(Error::call("Listing the machines"))?;
-            machines.push(reply.parameters);
-            if !reply.continues {
-                return Ok(machines);
-            }
-        }
+        self.collect("io.systemd.Machine.List", &request, "Listing the machines")
     }
 
     /// The machine `name`, with its metadata if it can be read.

@@ -1,6 +1,6 @@
 //! What can go wrong, and how it shows: a message on stderr and an exit code a script can rely
 //! on (1: the registry or machine refused or failed; 2: the command line is wrong (clap's own);
-//! 3: the registry cannot be reached; 4: no such machine).
+//! 3: the registry cannot be reached; 4: no such machine or image).
 
 use std::io;
 use std::path::PathBuf;
@@ -22,6 +22,9 @@ pub enum Error {
     /// No machine of that name.
     #[error("No machine '{0}' known")]
     NoSuchMachine(String),
+    /// No image of that name.
+    #[error("No image '{0}' known")]
+    NoSuchImage(String),
     /// The machine has no controller to ask.
     #[error("Machine '{0}' has no control address, so it cannot be asked to {1}")]
     NoController(String, &'static str),
@@ -53,7 +56,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Connect { .. } => 3,
-            Self::NoSuchMachine(_) => 4,
+            Self::NoSuchMachine(_) | Self::NoSuchImage(_) => 4,
             Self::NoController(..) | Self::Call { .. } | Self::Local { .. } => 1,
         }
     }

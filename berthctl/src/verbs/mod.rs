@@ -5,9 +5,11 @@
 //! * [`watch`]: following the registry live.
 //! * [`spawn`]: running a payload as a new supervised machine.
 //! * [`enter`]: `shell`, `login`, `copy-to`, `copy-from`, `bind`: into a machine.
+//! * [`images`]: the image pool.
 
 pub mod control;
 pub mod enter;
+pub mod images;
 pub mod machines;
 pub mod spawn;
 pub mod watch;
@@ -70,8 +72,41 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             *read_only,
             *mkdir,
         ),
+        Verb::ListImages { all } => images::list(scope, output, *all),
+        Verb::ImageStatus { names } => images::status(scope, output, names),
+        Verb::Clone {
+            read_only,
+            name,
+            new_name,
+        } => images::clone(scope, name, new_name, *read_only),
+        Verb::Rename { name, new_name } => images::update(scope, name, Some(new_name), None),
+        Verb::ReadOnly { name, read_only } => images::update(scope, name, None, Some(*read_only)),
+        Verb::Remove { names } => images::remove(scope, names),
+        Verb::SetLimit { args } => set_limit(scope, args),
+        Verb::Clean { all } => images::clean(scope, output, *all),
         Verb::Watch => watch::watch(scope),
         Verb::Spawn { name, program } => spawn::spawn(scope, name, program),
     }
     .map(|()| ExitCode::SUCCESS)
+}
+
+/// `set-limit [NAME] BYTES`.
+fn set_limit(scope: &crate::cli::Scope, args: &[String]) -> Result<()> {
+    let (name, limit) = match args {
+        [limit] => (None, limit),
+        [name, limit] => (Some(name.as_str()), limit),
+        _ => {
+            let usage = std::io::Error::new(std::io::ErrorKind::InvalidInput, "[NAME] BYTES");
+            return Err(crate::error::Error::local("set-limit takes [NAME] BYTES")(
+                usage,
+            ));
+        }
+    };
+    let limit = limit.parse::<u64>().map_err(|e| {
+        crate::error::Error::local(format!("Invalid limit '{limit}'"))(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            e,
+        ))
+    })?;
+    images::set_limit(scope, name, limit)
 }
