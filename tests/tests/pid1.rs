@@ -8,7 +8,8 @@
 //! `systemctl restart` of each service keeps every machine; the journal holds their lines with
 //! fields of their own (`MACHINE=`), `supervise`'s too; jobs inside machines run in the
 //! socket-activated helper, outside the registry's sandbox; a newcomer's `berthctl spawn`,
-//! `list`, `shell` and `poweroff` work; `systemctl stop` is clean.
+//! `list`, `shell` and `poweroff` work; the image pool is listed, cloned and cleaned up;
+//! `systemctl stop` is clean.
 
 use std::time::Instant;
 
@@ -377,6 +378,41 @@ fn berth_runs_under_systemd_257_as_pid1() {
     wait::until("the end of daily", || {
         !machine_names(&container).contains(&"daily".to_owned())
     });
+
+    // The image pool: the registry reads /var/lib/machines (read-only in its sandbox), the
+    // helper changes it; the socket unit's symlink reaches the same service.
+    ok(
+        container.exec(&["sh", "-c", "mkdir -p /var/lib/machines/demo/etc && echo ID=demo > /var/lib/machines/demo/etc/os-release"]),
+        "an image",
+    );
+    let listed = ok(
+        container.exec(&[
+            "varlinkctl",
+            "call",
+            "/run/systemd/machine/io.systemd.MachineImage",
+            "io.systemd.MachineImage.List",
+            r#"{"name":"demo","acquireMetadata":"yes"}"#,
+        ]),
+        "MachineImage.List",
+    );
+    assert!(listed.stdout.contains("ID=demo"), "{listed:?}");
+    ok(
+        container.exec(&["berthctl", "clone", "demo", "demo2"]),
+        "berthctl clone",
+    );
+    let images = ok(
+        container.exec(&["berthctl", "list-images"]),
+        "berthctl list-images",
+    );
+    assert!(images.stdout.contains("demo2"), "{images:?}");
+    ok(
+        container.exec(&["berthctl", "remove", "demo2"]),
+        "berthctl remove",
+    );
+    ok(
+        container.exec(&["test", "!", "-e", "/var/lib/machines/demo2"]),
+        "the clone removed",
+    );
 
     // The journal: fields of their own.
     let entry = journal_entry(&container, REGISTRY, "MACHINE", "web").expect("MACHINE=web");
