@@ -21,6 +21,10 @@ use std::os::fd::OwnedFd;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use zlink::{Call, Connection, connection::Socket};
 
+use crate::image::{
+    CleanPoolReply, CleanPoolRequest, CloneRequest, ImageError, ImageInfo, ImageListRequest,
+    RemoveRequest, UpdateRequest,
+};
 use crate::instance::{DescribeReply, InstanceError};
 use crate::machine::{
     BindMountRequest, CopyRequest, KillRequest, ListRequest, MachineError, MachineInfo,
@@ -149,6 +153,84 @@ where
     Ok(call::<S, P, Empty, E>(conn, method, parameters)
         .await?
         .map(|_| ()))
+}
+
+/// Client side of `io.systemd.MachineImage`.
+pub trait ImageProxy {
+    /// `List` of one image.
+    fn list_image(
+        &mut self,
+        request: &ImageListRequest,
+    ) -> impl Future<Output = zlink::Result<Result<ImageInfo, ImageError>>>;
+    /// `List` of every image (`more`).
+    fn list_images(
+        &mut self,
+        request: &ImageListRequest,
+    ) -> impl Future<Output = zlink::Result<Result<Vec<ImageInfo>, ImageError>>>;
+    /// `Update`.
+    fn update_image(
+        &mut self,
+        request: &UpdateRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), ImageError>>>;
+    /// `Clone`.
+    fn clone_image(
+        &mut self,
+        request: &CloneRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), ImageError>>>;
+    /// `Remove`.
+    fn remove_image(
+        &mut self,
+        request: &RemoveRequest,
+    ) -> impl Future<Output = zlink::Result<Result<(), ImageError>>>;
+    /// `CleanPool` (`more`).
+    fn clean_pool(
+        &mut self,
+        request: &CleanPoolRequest,
+    ) -> impl Future<Output = zlink::Result<Result<Vec<CleanPoolReply>, ImageError>>>;
+}
+
+impl<S: Socket> ImageProxy for Connection<S> {
+    async fn list_image(
+        &mut self,
+        request: &ImageListRequest,
+    ) -> zlink::Result<Result<ImageInfo, ImageError>> {
+        call(self, "io.systemd.MachineImage.List", request).await
+    }
+
+    async fn list_images(
+        &mut self,
+        request: &ImageListRequest,
+    ) -> zlink::Result<Result<Vec<ImageInfo>, ImageError>> {
+        call_more(self, "io.systemd.MachineImage.List", request).await
+    }
+
+    async fn update_image(
+        &mut self,
+        request: &UpdateRequest,
+    ) -> zlink::Result<Result<(), ImageError>> {
+        call_unit(self, "io.systemd.MachineImage.Update", request).await
+    }
+
+    async fn clone_image(
+        &mut self,
+        request: &CloneRequest,
+    ) -> zlink::Result<Result<(), ImageError>> {
+        call_unit(self, "io.systemd.MachineImage.Clone", request).await
+    }
+
+    async fn remove_image(
+        &mut self,
+        request: &RemoveRequest,
+    ) -> zlink::Result<Result<(), ImageError>> {
+        call_unit(self, "io.systemd.MachineImage.Remove", request).await
+    }
+
+    async fn clean_pool(
+        &mut self,
+        request: &CleanPoolRequest,
+    ) -> zlink::Result<Result<Vec<CleanPoolReply>, ImageError>> {
+        call_more(self, "io.systemd.MachineImage.CleanPool", request).await
+    }
 }
 
 /// Client side of `io.systemd.Machine`.

@@ -1,5 +1,5 @@
 //! `io.systemd.MachineImage`: an image pool built in a temporary directory (the test-only
-//! `BERTH_IMAGE_PATH`), driven with `varlinkctl` 257 and raw calls: discovery of every type
+//! `BERTH_IMAGE_PATH`), driven with `varlinkctl` 257, raw calls and the typed proxy: discovery of every type
 //! the sandbox can make, metadata, rename/read-only/clone/remove with settings files, locks
 //! held by a running container, images in use, `CleanPool`, a full disk, every error.
 
@@ -9,6 +9,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use berth_interfaces::client::ImageProxy;
+use berth_interfaces::image::{
+    AcquireMetadata, CleanPoolMode, CleanPoolRequest, CloneRequest, ImageError, ImageListRequest,
+    RemoveRequest,
+};
 use berth_tests::clients::{RawClient, Run, varlinkctl_call, varlinkctl_call_as};
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::process::Proc;
@@ -452,4 +457,50 @@ fn errors_are_machineds() {
         false,
     );
     assert!(run.success, "{run:?}");
+}
+
+#[tokio::test]
+async fn the_typed_proxy_drives_the_pool() {
+    if !require::root() {
+        return;
+    }
+    let pool = Pool::new();
+    let mut conn = pool.registry.connect().await;
+    let all = conn
+        .list_images(&ImageListRequest::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        all.iter()
+            .any(|image| image.name == "debian" && image.kind == "directory")
+    );
+    let clone = CloneRequest {
+        name: "debian".into(),
+        new_name: "proxied".into(),
+        read_only: Some(true),
+        allow_interactive_authentication: None,
+    };
+    conn.clone_image(&clone).await.unwrap().unwrap();
+    let request = ImageListRequest {
+        name: Some("proxied".into()),
+        acquire_metadata: Some(AcquireMetadata::Yes),
+        ..ImageListRequest::default()
+    };
+    let proxied = conn.list_image(&request).await.unwrap().unwrap();
+    assert_eq!(proxied.hostname.as_deref(), Some("debian-host"));
+    let remove = RemoveRequest {
+        name: "proxied".into(),
+        allow_interactive_authentication: None,
+    };
+    conn.remove_image(&remove).await.unwrap().unwrap();
+    let gone = conn.remove_image(&remove).await.unwrap();
+    assert_eq!(gone.err(), Some(ImageError::NoSuchImage));
+    let hidden = CleanPoolRequest {
+        allow_interactive_authentication: None,
+        mode: CleanPoolMode::Hidden,
+    };
+    let cleaned = conn.clean_pool(&hidden).await.unwrap().unwrap();
+    assert_eq!(cleaned.len(), 1);
+    assert_eq!(cleaned[0].name, ".hidden");
 }
