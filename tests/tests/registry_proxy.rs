@@ -295,10 +295,13 @@ async fn every_interface_answers_with_the_text_of_its_idl_file() {
         "io.berth.Registry",
         "io.systemd",
         "io.systemd.Machine",
+        "io.systemd.MachineImage",
         "io.systemd.service",
         "org.varlink.service",
     ];
     berth_tests::clients::assert_serves_idl_files(&registry.socket(), &interfaces).await;
+    let image_socket = registry.socket().with_file_name("io.systemd.MachineImage");
+    berth_tests::clients::assert_serves_idl_files(&image_socket, &interfaces).await;
     let hook = registry
         .runtime_dir()
         .join("systemd/resolve.hook/io.systemd.Machine");
