@@ -9,12 +9,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use berth_interfaces::helper::ImageChange;
-use berth_os::copy::{self, CopyOptions, Place};
+use berth_os::copy::{self, CopyOptions, Place, Progress};
 use berth_os::files::{self, LockFile};
 use rustix::fs::{Mode, OFlags, RenameFlags};
 
 use crate::Failure;
-use crate::copy::with_cancellation;
+use crate::copy::{Reporter, with_cancellation};
 
 /// Carries out `change`.
 ///
@@ -62,7 +62,9 @@ pub fn run(change: &ImageChange, lock_dir: &str, channel: BorrowedFd<'_>) -> Res
             read_only,
             settings,
         } => {
-            with_cancellation(channel, |cancel| {
+            let what = format!("cloning {source}");
+            let progress = Progress::default();
+            with_cancellation(channel, &Reporter::new(&what, &progress), |cancel| {
                 let same = |uid, gid| (uid, gid);
                 // Only root can keep others' files theirs.
                 let root = rustix::process::geteuid().is_root();
@@ -70,6 +72,7 @@ pub fn run(change: &ImageChange, lock_dir: &str, channel: BorrowedFd<'_>) -> Res
                     replace: false,
                     owner: root.then_some(&same as copy::OwnerMap<'_>),
                     cancel,
+                    progress: Some(&progress),
                 };
                 between(source, destination, |from, to| {
                     copy::copy(from, to, &options)

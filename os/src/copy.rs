@@ -38,6 +38,17 @@ pub struct CopyOptions<'a> {
     pub owner: Option<OwnerMap<'a>>,
     /// Set by another thread to stop the copy (it then fails with `ECANCELED`).
     pub cancel: &'a AtomicBool,
+    /// Counts what was copied, for another thread to report.
+    pub progress: Option<&'a Progress>,
+}
+
+/// What a copy has done so far.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Files, directories and links made.
+    pub entries: AtomicU64,
+    /// Bytes of regular files copied.
+    pub bytes: AtomicU64,
 }
 
 /// An entry of a directory: the directory's descriptor and a name in it (`.` for the
@@ -91,6 +102,7 @@ impl std::fmt::Debug for CopyOptions<'_> {
             .field("replace", &self.replace)
             .field("maps_owners", &self.owner.is_some())
             .field("cancel", &self.cancel)
+            .field("progress", &self.progress)
             .finish()
     }
 }
@@ -147,6 +159,9 @@ fn copy_entry(
     if depth > MAX_DEPTH {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
+    if let Some(progress) = options.progress {
+        progress.entries.fetch_add(1, Ordering::Relaxed);
+    }
     let stat = statat(from.dir, from.name, AtFlags::SYMLINK_NOFOLLOW)?;
     match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => copy_file(from, to, &stat, options),
@@ -191,6 +206,11 @@ fn copy_file(
     let source = open_in(from, OFlags::RDONLY)?;
     let target = open_in(to, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)?;
     copy_data(&source, &target, stat.st_size as u64, options)?;
+    if let Some(progress) = options.progress {
+        progress
+            .bytes
+            .fetch_add(stat.st_size as u64, Ordering::Relaxed);
+    }
     set_attributes(&source, &target, stat, options)
 }
 
@@ -473,6 +493,7 @@ mod tests {
             replace,
             owner: None,
             cancel,
+            progress: None,
         }
     }
 
@@ -572,6 +593,23 @@ mod tests {
     }
 
     #[test]
+    fn progress_counts_entries_and_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("src")).unwrap();
+        fs::write(dir.path().join("src/a"), "abc").unwrap();
+        fs::write(dir.path().join("src/b"), "de").unwrap();
+        let cancel = AtomicBool::new(false);
+        let progress = Progress::default();
+        let options = CopyOptions {
+            progress: Some(&progress),
+            ..plain(&cancel, false)
+        };
+        copy_between(dir.path(), "src", dir.path(), "dst", &options).unwrap();
+        assert_eq!(progress.entries.load(Ordering::Relaxed), 3);
+        assert_eq!(progress.bytes.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
     fn a_cancelled_copy_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("src")).unwrap();
@@ -597,6 +635,7 @@ mod tests {
             replace: false,
             owner: Some(&shift),
             cancel: &cancel,
+            progress: None,
         };
         copy_between(dir.path(), "f", dir.path(), "g", &options).unwrap();
         let meta = fs::symlink_metadata(dir.path().join("g")).unwrap();

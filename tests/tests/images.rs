@@ -246,6 +246,10 @@ fn clones_are_whole_and_removal_takes_settings_along() {
         fs::read(pool.path("debian/etc/os-release")).unwrap()
     );
     assert!(pool.path("copy.nspawn").exists());
+    // The clone's progress is in the registry's log (the helper's lines).
+    let log = pool.registry.log();
+    assert!(log.contains("Cloning an image"), "{log}");
+    assert!(log.contains("entries") && log.contains("MiB done"), "{log}");
     let cloned = pool.call("Clone", json!({"name": "disk", "newName": "disk-copy"}));
     assert_eq!(cloned, json!({"parameters": {}}));
     assert_eq!(

@@ -290,6 +290,13 @@ impl MachineService {
     }
 
     async fn change(&self, change: ImageChange, caller: &Identity) -> Result<(), Error> {
+        let (what, path) = match &change {
+            ImageChange::Remove { path, .. } => ("Removing", path),
+            ImageChange::Rename { path, .. } => ("Renaming", path),
+            ImageChange::SetReadOnly { path, .. } => ("Changing the read-only flag of", path),
+            ImageChange::Clone { source, .. } => ("Cloning", source),
+        };
+        tracing::info!(image = path, uid = caller.uid, "{what} an image");
         let job = Job::Image {
             change,
             lock_dir: text(&self.pool().lock_dir),
