@@ -508,3 +508,47 @@ async fn the_typed_proxy_drives_the_pool() {
     assert_eq!(cleaned.len(), 1);
     assert_eq!(cleaned[0].name, ".hidden");
 }
+
+#[test]
+fn a_user_manages_the_images_of_their_own_pool() {
+    if !(require::root() && require::varlinkctl() && require::program("setpriv")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pool_dir = dir.path().join("machines");
+    tree(&pool_dir.join("mine"), "mine");
+    let status = Command::new("chown")
+        .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let registry = Registry::with(Options {
+        user: true,
+        cgroup: false,
+        run_as: Some(NOBODY),
+        env: vec![("BERTH_IMAGE_PATH".into(), pool_dir.to_str().unwrap().into())],
+        ..Options::default()
+    });
+    let socket = registry.socket();
+    let call = |method: &str, parameters: &str| {
+        varlinkctl_call_as(
+            NOBODY,
+            &socket,
+            &format!("io.systemd.MachineImage.{method}"),
+            parameters,
+        )
+    };
+    let cloned = call("Clone", r#"{"name":"mine","newName":"mine2"}"#);
+    assert!(cloned.success, "{cloned:?}");
+    let copy = fs::metadata(pool_dir.join("mine2/etc/os-release")).unwrap();
+    assert_eq!(copy.uid(), NOBODY);
+    let listed = call("List", r#"{"name":"mine2","acquireMetadata":"yes"}"#);
+    assert!(listed.stdout.contains("ID=mine"), "{listed:?}");
+    let removed = call("Remove", r#"{"name":"mine2"}"#);
+    assert!(removed.success, "{removed:?}");
+    assert!(!pool_dir.join("mine2").exists());
+    // No .host image in user scope.
+    let host = call("List", r#"{"name":".host"}"#);
+    assert!(host.stderr.contains("NoSuchImage"), "{host:?}");
+}
