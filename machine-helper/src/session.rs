@@ -51,11 +51,13 @@ pub fn start(
     };
     let (groups, tty_group) = passwd::groups(&account.name);
     let peer = pty.peer()?;
-    rustix::fs::fchown(
-        &peer,
-        Some(Uid::from_raw(account.uid)),
-        Some(Gid::from_raw(tty_group.unwrap_or(account.gid))),
-    )
+    let owner = Some(Uid::from_raw(account.uid));
+    let group = |gid: u32| Some(Gid::from_raw(gid));
+    // The tty group, unless the machine's user namespace does not map it (EINVAL).
+    match rustix::fs::fchown(&peer, owner, group(tty_group.unwrap_or(account.gid))) {
+        Err(rustix::io::Errno::INVAL) => rustix::fs::fchown(&peer, owner, group(account.gid)),
+        chowned => chowned,
+    }
     .and_then(|()| rustix::fs::fchmod(&peer, Mode::from_raw_mode(0o620)))
     .map_err(|e| Failure::system("giving the pty to the user", e))?;
     let image = ExecImage::new(OsStr::new(&argv[0]), &argv[1..], &environment)

@@ -36,9 +36,15 @@ def unshare(flags):
     if libc.unshare(flags) != 0:
         sys.exit("unshare failed: %d" % ctypes.get_errno())
 unshare(0x10000000)
-print("userns", flush=True)
-sys.stdin.readline()
-os.setgroups([])
+if len(sys.argv) > 2:
+    # An unprivileged user's container: it maps its own ID as root, and nothing else.
+    open("/proc/self/setgroups", "w").write("deny")
+    open("/proc/self/uid_map", "w").write("0 %s 1" % sys.argv[2])
+    open("/proc/self/gid_map", "w").write("0 %s 1" % sys.argv[2])
+else:
+    print("userns", flush=True)
+    sys.stdin.readline()
+    os.setgroups([])
 os.setresgid(0, 0, 0)
 os.setresuid(0, 0, 0)
 unshare(0x00020000 | 0x20000000 | 0x40000000 | 0x04000000 | 0x08000000)
@@ -73,28 +79,42 @@ impl Container {
     /// Builds its root and starts it with its IDs at `shift` (root is `shift`, alice
     /// `shift + 1000`); returns once the leader runs in its root.
     pub fn start(shift: u32) -> Self {
+        Self::start_with(shift, None)
+    }
+
+    /// Starts one as the unprivileged user `uid` would (`unshare` as that user): its user
+    /// namespace, owned by `uid`, maps only `uid` (as root inside); its root belongs to `uid`.
+    pub fn start_owned_by(uid: u32) -> Self {
+        Self::start_with(uid, Some(uid))
+    }
+
+    fn start_with(shift: u32, owner: Option<u32>) -> Self {
         let root = tempfile::Builder::new()
             .prefix("berth-container-")
             .tempdir()
             .expect("tempdir");
-        build_root(root.path(), shift);
+        build_root(root.path(), shift, owner.is_some());
         let init = INIT.replace("SETUP", &format!("{SETUP:?}"));
-        let mut proc = Proc::spawn(
-            Command::new("/usr/bin/python3")
-                .args(["-c", &init])
-                .arg(root.path())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped()),
-        );
+        let mut command = match owner {
+            Some(uid) => crate::users::as_user(uid, "/usr/bin/python3"),
+            None => Command::new("/usr/bin/python3"),
+        };
+        command.args(["-c", &init]).arg(root.path());
+        if let Some(uid) = owner {
+            command.arg(uid.to_string());
+        }
+        let mut proc = Proc::spawn(command.stdin(Stdio::piped()).stdout(Stdio::piped()));
         let first = proc.pid();
         let child = proc.child();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        assert_eq!(read_line(&mut stdout), "userns", "no user namespace");
-        let map = format!("0 {shift} 65536");
-        std::fs::write(format!("/proc/{first}/uid_map"), &map).expect("uid_map");
-        std::fs::write(format!("/proc/{first}/gid_map"), &map).expect("gid_map");
-        let stdin = child.stdin.as_mut().expect("stdin");
-        stdin.write_all(b"go\n").expect("go");
+        if owner.is_none() {
+            assert_eq!(read_line(&mut stdout), "userns", "no user namespace");
+            let map = format!("0 {shift} 65536");
+            std::fs::write(format!("/proc/{first}/uid_map"), &map).expect("uid_map");
+            std::fs::write(format!("/proc/{first}/gid_map"), &map).expect("gid_map");
+            let stdin = child.stdin.as_mut().expect("stdin");
+            stdin.write_all(b"go\n").expect("go");
+        }
         let leader: u32 = read_line(&mut stdout).parse().expect("the leader's PID");
         assert_eq!(
             read_line(&mut stdout),
@@ -149,7 +169,7 @@ fn read_line(reader: &mut impl BufRead) -> String {
 
 /// The root directory: mount points, `/etc`, homes, and the usual symlinks into `/usr`, all
 /// owned by the container's root.
-fn build_root(root: &Path, shift: u32) {
+fn build_root(root: &Path, shift: u32, single_id: bool) {
     for dir in ["usr", "proc", "dev", "tmp", "etc", "root", "home/alice"] {
         std::fs::create_dir_all(root.join(dir)).expect("mkdir");
     }
@@ -174,7 +194,10 @@ fn build_root(root: &Path, shift: u32) {
         .status()
         .expect("chown");
     assert!(status.success());
-    let alice = (shift + ALICE).to_string();
+    let alice = match single_id {
+        true => shift.to_string(), // only root is mapped
+        false => (shift + ALICE).to_string(),
+    };
     let status = Command::new("chown")
         .args(["-R", &format!("{alice}:{alice}")])
         .arg(root.join("home/alice"))
