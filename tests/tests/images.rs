@@ -552,3 +552,27 @@ fn a_user_manages_the_images_of_their_own_pool() {
     let host = call("List", r#"{"name":".host"}"#);
     assert!(host.stderr.contains("NoSuchImage"), "{host:?}");
 }
+
+#[test]
+fn a_versioned_image_is_its_newest_version() {
+    if !require::root() {
+        return;
+    }
+    let pool = Pool::new();
+    let versions = pool.path("fedora.v");
+    fs::create_dir(&versions).unwrap();
+    for version in ["39", "40"] {
+        fs::write(versions.join(format!("fedora_{version}.raw")), version).unwrap();
+    }
+    let listed = pool.call("List", json!({"name": "fedora"}));
+    assert_eq!(listed["parameters"]["type"], "raw", "{listed}");
+    assert_eq!(
+        listed["parameters"]["path"],
+        versions.join("fedora_40.raw").to_str().unwrap()
+    );
+    let removed = pool.call("Remove", json!({"name": "fedora"}));
+    assert_eq!(error(&removed), "io.systemd.MachineImage.NotSupported");
+    let cloned = pool.call("Clone", json!({"name": "fedora", "newName": "f40"}));
+    assert_eq!(cloned, json!({"parameters": {}}));
+    assert_eq!(fs::read_to_string(pool.path("f40.raw")).unwrap(), "40");
+}

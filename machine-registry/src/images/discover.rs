@@ -51,6 +51,8 @@ pub struct Image {
     pub vendor: bool,
     /// Whether it is `.host`.
     pub host: bool,
+    /// Whether it is the newest version of a versioned image (`NAME.v/`).
+    pub versioned: bool,
     /// When it was made (µs).
     pub created: Option<u64>,
     /// When it was last changed (µs).
@@ -70,6 +72,7 @@ fn host() -> Image {
         read_only: true,
         vendor: true,
         host: true,
+        versioned: false,
         created: None,
         modified: None,
         usage: None,
@@ -103,8 +106,8 @@ pub fn find(pool: &Pool, name: &str) -> Option<Image> {
     }
     pool.search.iter().find_map(|dir| {
         let read_only_fs = read_only_file_system(&dir.path);
-        let raw = format!("{name}.raw");
-        [name, raw.as_str()]
+        let (raw, versioned) = (format!("{name}.raw"), format!("{name}.v"));
+        [name, raw.as_str(), versioned.as_str()]
             .into_iter()
             .find_map(|file| inspect(dir, read_only_fs, OsStr::new(file)))
             .filter(|image| image.name == name)
@@ -142,6 +145,11 @@ fn inspect(dir: &SearchDir, read_only_fs: bool, file: &OsStr) -> Option<Image> {
     let stat = rustix::fs::statx(rustix::fs::CWD, &path, AtFlags::empty(), wanted).ok()?;
     let file_type = FileType::from_raw_mode(u32::from(stat.stx_mode));
     let file_name = std::str::from_utf8(file.as_bytes()).ok()?;
+    if let Some(name) = file_name.strip_suffix(".v")
+        && file_type == FileType::Directory
+    {
+        return newest_version(dir, read_only_fs, &path, name);
+    }
     let (name, kind) = match file_type {
         FileType::Directory if stat.stx_ino == BTRFS_SUBVOLUME_INODE && is_btrfs(&path) => {
             (file_name, Kind::Subvolume)
@@ -164,11 +172,73 @@ fn inspect(dir: &SearchDir, read_only_fs: bool, file: &OsStr) -> Option<Image> {
         read_only: dir.vendor || read_only_fs || immutable || unwritable,
         vendor: dir.vendor,
         host: false,
+        versioned: false,
         created: microseconds(&stat, StatxFlags::BTIME, stat.stx_btime),
         modified: microseconds(&stat, StatxFlags::MTIME, stat.stx_mtime),
         usage: raw.then_some(stat.stx_blocks * 512),
         limit: raw.then_some(stat.stx_size),
     })
+}
+
+/// A versioned image (`NAME.v/` holding `NAME_VERSION` trees or `NAME_VERSION.raw` files):
+/// its newest version, under `NAME`.
+fn newest_version(
+    dir: &SearchDir,
+    read_only_fs: bool,
+    versions: &Path,
+    name: &str,
+) -> Option<Image> {
+    let prefix = format!("{name}_");
+    let newest = std::fs::read_dir(versions)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter_map(|file| {
+            let version = file.strip_prefix(&prefix)?;
+            let version = version.strip_suffix(".raw").unwrap_or(version).to_owned();
+            Some((version, file))
+        })
+        .max_by(|(a, _), (b, _)| compare_versions(a, b))?;
+    let inner = SearchDir {
+        path: versions.to_owned(),
+        vendor: dir.vendor,
+    };
+    let mut image = inspect(&inner, read_only_fs, OsStr::new(&newest.1))?;
+    image.name = name.to_owned();
+    image.versioned = true;
+    is_valid_name(name).then_some(image)
+}
+
+/// Compares versions as `strverscmp` does, roughly: runs of digits by value, the rest by
+/// character.
+fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(v: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = v.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &v[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (a, b) = (chunks(a), chunks(b));
+    for ((a_digits, a), (b_digits, b)) in a.iter().zip(b.iter()) {
+        let order = match (a_digits, b_digits) {
+            (true, true) => {
+                let trimmed = |s: &str| s.trim_start_matches('0').to_owned();
+                let (a, b) = (trimmed(a), trimmed(b));
+                a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
+            }
+            _ => a.cmp(b),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 fn is_btrfs(path: &Path) -> bool {
@@ -199,6 +269,21 @@ mod tests {
             lock_dir: dir.join("locks"),
             host_image: true,
         }
+    }
+
+    #[test]
+    fn versioned_images_are_their_newest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let versions = dir.path().join("fedora.v");
+        std::fs::create_dir(&versions).unwrap();
+        for version in ["39", "40", "9"] {
+            std::fs::write(versions.join(format!("fedora_{version}.raw")), "x").unwrap();
+        }
+        let image = find(&pool(dir.path()), "fedora").unwrap();
+        assert_eq!(image.path, versions.join("fedora_40.raw"));
+        assert_eq!(image.kind, Kind::Raw);
+        assert!(compare_versions("1.10", "1.9").is_gt());
+        assert!(compare_versions("2", "10").is_lt());
     }
 
     #[test]

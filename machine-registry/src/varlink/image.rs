@@ -226,7 +226,8 @@ impl MachineService {
         let hidden_only = request.mode == CleanPoolMode::Hidden;
         Ok(images
             .into_iter()
-            .filter(|image| !image.vendor && (!hidden_only || image.name.starts_with('.')))
+            .filter(|image| !image.vendor && !image.versioned)
+            .filter(|image| !hidden_only || image.name.starts_with('.'))
             .collect())
     }
 
@@ -255,6 +256,10 @@ impl MachineService {
             return Err(Error::System(std::io::Error::from_raw_os_error(
                 libc::EROFS,
             )));
+        }
+        if image.versioned {
+            // Its versions are managed as a set (`NAME.v/`), not one by one here.
+            return Err(Error::NotSupported);
         }
         if self.in_use(&image) {
             return Err(Error::System(std::io::Error::from_raw_os_error(
