@@ -1,7 +1,7 @@
 //! Properties of what an endpoint makes of a message, shared by the `envelope` and `validate`
 //! targets.
 
-use berth_interfaces::{instance, machine, registry, resolve, service, supervisor, userdb};
+use berth_interfaces::{image, instance, machine, registry, resolve, service, supervisor, userdb};
 use berth_service_runtime::protocol::{Answer, Call, Endpoint, Received};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,6 +96,20 @@ pub fn decode(endpoint: &Endpoint, call: &Call) {
         "io.systemd.Machine.List" => typed::<machine::ListRequest>(endpoint, call),
         "io.systemd.Machine.MapFrom" => typed::<machine::MapFromRequest>(endpoint, call),
         "io.systemd.Machine.MapTo" => typed::<machine::MappedIds>(endpoint, call),
+        "io.systemd.Machine.OpenRootDirectory" => typed::<machine::MachineLookup>(endpoint, call),
+        "io.systemd.Machine.Open" => typed::<machine::OpenRequest>(endpoint, call),
+        "io.systemd.Machine.BindMount" => typed::<machine::BindMountRequest>(endpoint, call),
+        "io.systemd.Machine.CopyFrom" | "io.systemd.Machine.CopyTo" => {
+            typed::<machine::CopyRequest>(endpoint, call)
+        }
+        "io.systemd.MachineImage.List" => typed::<image::ImageListRequest>(endpoint, call),
+        "io.systemd.MachineImage.Update" => typed::<image::UpdateRequest>(endpoint, call),
+        "io.systemd.MachineImage.Clone" => typed::<image::CloneRequest>(endpoint, call),
+        "io.systemd.MachineImage.Remove" => typed::<image::RemoveRequest>(endpoint, call),
+        "io.systemd.MachineImage.SetPoolLimit" => {
+            typed::<image::SetPoolLimitRequest>(endpoint, call)
+        }
+        "io.systemd.MachineImage.CleanPool" => typed::<image::CleanPoolRequest>(endpoint, call),
         "io.berth.Registry.ResolveHost" => typed::<registry::ResolveHostRequest>(endpoint, call),
         "io.systemd.Resolve.Hook.ResolveRecord" => {
             typed::<resolve::ResolveRecordRequest>(endpoint, call)

@@ -12,7 +12,8 @@ use berth_service_runtime::protocol::{Endpoint, ServerInfo};
 /// One of the sockets Berth serves Varlink on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, arbitrary::Arbitrary)]
 pub enum Served {
-    /// The registry's socket: `io.systemd.Machine`, `io.berth.Registry`, `io.systemd.service`.
+    /// The registry's socket: `io.systemd.Machine`, `io.systemd.MachineImage`,
+    /// `io.berth.Registry`, `io.systemd.service`.
     Registry,
     /// The registry's resolve hook: `io.systemd.Resolve.Hook`.
     Hook,
@@ -34,6 +35,7 @@ impl Served {
                 idl::IO_BERTH_REGISTRY,
                 idl::IO_SYSTEMD,
                 idl::IO_SYSTEMD_MACHINE,
+                idl::IO_SYSTEMD_MACHINE_IMAGE,
                 idl::IO_SYSTEMD_SERVICE,
             ],
             Self::Hook => &[idl::IO_SYSTEMD_RESOLVE_HOOK],
