@@ -123,3 +123,74 @@ fn berth_and_machined_257_agree_on_the_same_pool() {
         );
     }
 }
+
+/// One call's answer, as both should give it: the reply, or the error's name (and errno).
+fn answer(socket: &Path, method: &str, parameters: &Value) -> Value {
+    let run = varlinkctl_call(
+        socket,
+        &format!("io.systemd.MachineImage.{method}"),
+        &parameters.to_string(),
+        false,
+    );
+    if run.success {
+        return json!("ok");
+    }
+    let error = run
+        .stderr
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    let errno = run.json().get("errno").cloned().unwrap_or(Value::Null);
+    json!({"error": error, "errno": errno})
+}
+
+#[test]
+fn changes_give_the_same_answers_and_trees_as_machined_257() {
+    if !(require::root()
+        && require::varlinkctl()
+        && require::check(machined257::available(), "/opt/trixie (setup-test-deps.sh)"))
+    {
+        return;
+    }
+    let (theirs_dir, ours_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    pool(theirs_dir.path());
+    pool(ours_dir.path());
+    let machined = Machined257::start_with_images(Some(theirs_dir.path()));
+    let berth = Registry::with(Options {
+        cgroup: false,
+        env: vec![(
+            "BERTH_IMAGE_PATH".into(),
+            ours_dir.path().to_str().unwrap().into(),
+        )],
+        ..Options::default()
+    });
+    let steps = [
+        ("Clone", json!({"name": "debian", "newName": "copy"})),
+        ("Clone", json!({"name": "debian", "newName": "copy"})),
+        ("Update", json!({"name": "copy", "newName": "renamed"})),
+        ("Update", json!({"name": "renamed", "readOnly": true})),
+        ("List", json!({"name": "renamed"})),
+        ("Update", json!({"name": "renamed", "readOnly": false})),
+        ("Remove", json!({"name": "renamed"})),
+        ("Remove", json!({"name": "renamed"})),
+        ("Update", json!({"name": "nope", "readOnly": true})),
+        ("Clone", json!({"name": "disk", "newName": "disk2"})),
+        ("Remove", json!({"name": "disk2"})),
+    ];
+    for (method, parameters) in steps {
+        let theirs = answer(&machined.socket(), method, &parameters);
+        let ours = answer(&berth.socket(), method, &parameters);
+        assert_eq!(ours, theirs, "{method} {parameters}");
+    }
+    let tree = |dir: &Path| {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.starts_with(".#"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(tree(ours_dir.path()), tree(theirs_dir.path()));
+}
