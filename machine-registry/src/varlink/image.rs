@@ -149,7 +149,8 @@ impl MachineService {
         valid_names(&request.name, Some(&request.new_name))?;
         authorize(&call.peer)?;
         let image = self.image_named(&request.name).await?;
-        if image.kind == Kind::Block {
+        // The host's root would be copied into the pool inside it, over and over.
+        if image.kind == Kind::Block || image.host {
             return Err(Error::NotSupported);
         }
         self.absent(&request.new_name).await?;
