@@ -72,7 +72,8 @@ fn done(pty_path: Option<String>) -> HelperReply {
 }
 
 fn receive(channel: BorrowedFd<'_>) -> io::Result<(HelperRequest, Vec<OwnedFd>)> {
-    let mut buffer = vec![0u8; 64 * 1024];
+    // A job's arguments and environment are bounded by the registry (128 KiB each).
+    let mut buffer = vec![0u8; 512 * 1024];
     let (length, fds) = recv_with_fds(channel, &mut buffer)?;
     let request = serde_json::from_slice(&buffer[..length])
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

@@ -275,6 +275,12 @@ async fn errors_are_machineds() {
             "{params}: {run:?}"
         );
     }
+    // A job too large for the helper's datagram (machined's command lines are bounded too).
+    let huge =
+        json!({"name": "roots", "mode": "shell", "path": "/bin/sh", "args": ["x".repeat(200_000)]});
+    let reply = RawClient::connect(&socket).method(method, huge);
+    assert_eq!(reply["error"], "org.varlink.service.InvalidParameter");
+    assert_eq!(reply["parameters"]["parameter"], "args");
     let denied = varlinkctl_call_as(NOBODY, &socket, method, r#"{"name":"roots","mode":"tty"}"#);
     assert!(
         denied

@@ -183,6 +183,14 @@ async fn run_job(
         .map_err(permission_errors)
 }
 
+/// The largest job (as JSON) for the helper: it goes in one datagram, which the socket's
+/// send buffer (about 200 KiB by default) must hold.
+const MAX_JOB: usize = 160 * 1024;
+
+fn total_len<'a>(strings: impl Iterator<Item = &'a String>) -> usize {
+    strings.map(|s| s.len() + 1).sum()
+}
+
 fn open_job(
     mode: OpenMode,
     user: Option<String>,
@@ -207,11 +215,20 @@ fn open_job(
     if !environment.iter().all(|e| enter::is_valid_assignment(e)) {
         return Err(Error::invalid("environment"));
     }
-    Ok(Job::Open {
+    let larger = match total_len(environment.iter()) > total_len(args.iter().flatten()) {
+        true => "environment",
+        false => "args",
+    };
+    let job = Job::Open {
         mode,
         user,
         path,
         args,
         environment,
-    })
+    };
+    let size = serde_json::to_vec(&job).map_or(usize::MAX, |text| text.len());
+    if size > MAX_JOB {
+        return Err(Error::invalid(larger));
+    }
+    Ok(job)
 }
