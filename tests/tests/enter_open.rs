@@ -224,6 +224,25 @@ async fn the_host_has_a_shell_too() {
 }
 
 #[tokio::test]
+async fn the_host_has_a_login_prompt_too() {
+    if !(require::root() && require::program("agetty")) {
+        return;
+    }
+    let registry = registry();
+    let request = OpenRequest {
+        lookup: MachineLookup::by_name(".host"),
+        mode: OpenMode::Login,
+        user: None,
+        path: None,
+        args: None,
+        environment: None,
+    };
+    let (_, master) = open(&registry, &request).await;
+    let output = read_until(&master, "login:");
+    assert!(output.contains("login:"), "{output}");
+}
+
+#[tokio::test]
 async fn errors_are_machineds() {
     if !(require::root() && require::varlinkctl() && require::program("setpriv")) {
         return;
