@@ -7,6 +7,7 @@ mod error;
 mod hook;
 mod idmap;
 mod image;
+mod image_change;
 mod machine;
 
 pub use hook::HookService;
