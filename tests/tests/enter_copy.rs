@@ -339,3 +339,59 @@ async fn errors_are_machineds() {
         .unwrap();
     assert_eq!(reply.err(), Some(MachineError::NotSupported));
 }
+
+/// A client that sends a copy and waits for its answer, printing it.
+const COPY_AND_WAIT: &str = r#"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(json.dumps({"method": "io.systemd.Machine.CopyFrom",
+                      "parameters": {"name": "boxed", "source": "/big",
+                                     "destination": sys.argv[2]}}).encode() + b"\0")
+reply = b""
+while not reply.endswith(b"\0"):
+    reply += s.recv(65536)
+print(reply.rstrip(b"\0").decode())
+"#;
+
+#[test]
+fn a_long_copy_never_blocks_other_clients() {
+    if !(require::root() && require::program("unshare")) {
+        return;
+    }
+    let registry = registry();
+    let container = Container::start(355_000);
+    register(&registry, "boxed", "container", container.pid());
+    let big = fs::File::create(container.root().join("big")).unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    for n in 0..1024 {
+        big.write_all_at(&chunk, n << 20).unwrap();
+    }
+    let host = tempfile::tempdir().unwrap();
+    let destination = host.path().join("big");
+    let mut copying = Proc::spawn(
+        Command::new("/usr/bin/python3")
+            .args(["-c", COPY_AND_WAIT])
+            .arg(registry.socket())
+            .arg(&destination)
+            .stdout(std::process::Stdio::piped()),
+    );
+    wait::until("the copy to start", || {
+        fs::read_dir(host.path()).unwrap().count() > 0
+    });
+    // While it runs, other clients are answered at once.
+    for _ in 0..20 {
+        let reply = RawClient::connect(&registry.socket())
+            .method("io.systemd.Machine.List", json!({"name": "boxed"}));
+        assert_eq!(reply["parameters"]["name"], "boxed", "{reply}");
+    }
+    assert!(
+        !destination.exists(),
+        "the copy was done before the other calls"
+    );
+    let mut output = String::new();
+    let stdout = copying.child().stdout.take().unwrap();
+    std::io::Read::read_to_string(&mut { stdout }, &mut output).unwrap();
+    assert!(output.contains(r#"{"parameters":{}}"#), "{output}");
+    assert_eq!(fs::metadata(&destination).unwrap().len(), 1 << 30);
+}
