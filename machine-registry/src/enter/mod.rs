@@ -81,3 +81,46 @@ impl Drop for Operation {
         self.0.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn at_most_64_operations_run_at_once() {
+        let operations = Arc::new(Operations::default());
+        let running: Vec<Operation> = (0..MAX_OPERATIONS)
+            .map(|_| operations.start().unwrap())
+            .collect();
+        assert!(matches!(
+            operations.start(),
+            Err(crate::error::Error::TooManyOperations)
+        ));
+        drop(running);
+        operations.start().unwrap();
+    }
+
+    #[test]
+    fn paths_must_be_absolute_and_normalized() {
+        for good in ["/", "/etc", "/etc/passwd", "/a b/c"] {
+            assert!(is_absolute_normalized(good), "{good}");
+        }
+        for bad in ["", "etc", "/etc/", "//etc", "/etc/./x", "/etc/../x", "/."] {
+            assert!(!is_absolute_normalized(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn users_and_environment_are_checked_as_systemd_does() {
+        assert!(is_valid_user_name("alice") && is_valid_user_name("vu-x-1"));
+        for bad in ["", ".", "..", "a:b", "a/b", "a b", "-x"] {
+            assert!(!is_valid_user_name(bad), "{bad}");
+        }
+        assert!(is_valid_assignment("A_1=x") && is_valid_assignment("_=="));
+        for bad in ["A", "=x", "1A=x", "A-B=x"] {
+            assert!(!is_valid_assignment(bad), "{bad}");
+        }
+    }
+}
