@@ -1,8 +1,10 @@
 //! Into a machine: its root directory, terminals in it, bind mounts into it, and copies in
 //! and out. Everything is done with the caller's rights, inside the machine's root pinned
-//! through its leader; what needs the machine's namespaces is done by the helper
-//! (`berth-machine-helper`), a small process started for one job, never by a thread of the
-//! registry.
+//! through its leader. Only the root directory is opened here; terminals, mounts and copies
+//! (and the image pool's changes) are jobs for the helper (`berth-machine-helper`), a small
+//! process started for one job outside the registry's sandbox: no thread of the registry ever
+//! enters a namespace. Also here: the checks of paths, user names and environment those
+//! methods share, and the limit on long operations.
 
 mod helper;
 pub mod jobs;
