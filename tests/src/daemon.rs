@@ -71,6 +71,14 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Starts a registry that makes no cgroups of its own (what most tests want).
+    pub fn without_cgroup() -> Self {
+        Self::with(Options {
+            cgroup: false,
+            ..Options::default()
+        })
+    }
+
     /// Starts a system-scope registry in a fresh runtime directory.
     pub fn start() -> Self {
         Self::with(Options::default())

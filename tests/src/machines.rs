@@ -75,3 +75,15 @@ pub fn register_with_varlinkctl(registry: &Registry, params: &serde_json::Value)
     );
     assert!(run.success, "{run:?}");
 }
+
+/// Registers `name` of `class` led by `leader` with a raw call.
+///
+/// # Panics
+/// When the registration fails.
+pub fn register_raw(registry: &Registry, name: &str, class: &str, leader: u32) {
+    let reply = crate::clients::RawClient::connect(&registry.socket()).method(
+        "io.systemd.Machine.Register",
+        serde_json::json!({"name": name, "class": class, "leader": leader}),
+    );
+    assert!(reply.get("error").is_none(), "{reply}");
+}

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use berth_tests::clients::{RawClient, Run, run};
-use berth_tests::daemon::{Options, Registry};
+use berth_tests::daemon::Registry;
 use berth_tests::process::Proc;
 use berth_tests::{require, wait};
 use serde_json::{Value, json};
@@ -30,13 +30,6 @@ fn code(registry: &Registry, args: &[&str]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), stderr)
 }
 
-fn registry() -> Registry {
-    Registry::with(Options {
-        cgroup: false,
-        ..Options::default()
-    })
-}
-
 fn register(registry: &Registry, name: &str, leader: &Proc) {
     let reply = RawClient::connect(&registry.socket()).method(
         "io.systemd.Machine.Register",
@@ -53,7 +46,7 @@ fn listed(registry: &Registry, name: &str) -> bool {
 
 #[test]
 fn list_prints_a_table_or_json() {
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let leader = Proc::sleeper();
     register(&registry, "demo", &leader);
 
@@ -88,7 +81,7 @@ fn list_prints_a_table_or_json() {
 
 #[test]
 fn status_and_show_describe_a_machine() {
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let leader = Proc::shell("sleep 1000 & exec sleep 2000");
     register(&registry, "demo", &leader);
 
@@ -111,7 +104,7 @@ fn status_and_show_describe_a_machine() {
 
 #[test]
 fn errors_have_messages_and_exit_codes() {
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let leader = Proc::sleeper();
     register(&registry, "demo", &leader);
 
@@ -139,7 +132,7 @@ fn kill_and_terminate_end_machines() {
     if !require::varlinkctl() {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let mut killed = Proc::sleeper();
     let mut terminated = Proc::sleeper();
     // Registered by a tool that exits (else Terminate would signal this test, the supervisor).
@@ -164,7 +157,7 @@ fn kill_and_terminate_end_machines() {
 
 #[test]
 fn watch_follows_machines_coming_and_going() {
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let before = Proc::sleeper();
     register(&registry, "before", &before);
     let mut watch = Proc::spawn(
@@ -200,7 +193,7 @@ fn spawn_runs_a_supervised_machine_that_the_controller_verbs_reach() {
     if !require::root() {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let mut spawned = Proc::spawn(
         Command::new(berth_tests::workspace_binary("berthctl"))
             .arg("--runtime-dir")

@@ -6,18 +6,11 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
-use berth_tests::clients::{RawClient, Run, run};
+use berth_tests::clients::{Run, run};
 use berth_tests::container::{ALICE, Container};
-use berth_tests::daemon::{Options, Registry};
+use berth_tests::daemon::Registry;
+use berth_tests::machines::register_raw;
 use berth_tests::require;
-use serde_json::json;
-
-fn registry() -> Registry {
-    Registry::with(Options {
-        cgroup: false,
-        ..Options::default()
-    })
-}
 
 fn berthctl_command(registry: &Registry, args: &[&str]) -> Command {
     let mut command = Command::new(berth_tests::workspace_binary("berthctl"));
@@ -51,11 +44,7 @@ fn berthctl_with_input(registry: &Registry, args: &[&str], input: &str) -> Run {
 
 fn boxed(registry: &Registry, shift: u32) -> Container {
     let container = Container::start(shift);
-    let reply = RawClient::connect(&registry.socket()).method(
-        "io.systemd.Machine.Register",
-        json!({"name": "boxed", "class": "container", "leader": container.pid()}),
-    );
-    assert!(reply.get("error").is_none(), "{reply}");
+    register_raw(registry, "boxed", "container", container.pid());
     container
 }
 
@@ -64,7 +53,7 @@ fn shell_runs_a_command_or_the_login_shell_as_a_user_of_the_machine() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let _container = boxed(&registry, 430_000);
     let ran = berthctl(
         &registry,
@@ -98,7 +87,7 @@ fn login_shows_a_prompt() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let _container = boxed(&registry, 440_000);
     let mut child = berthctl_command(&registry, &["login", "boxed"])
         .stdin(Stdio::piped())
@@ -122,7 +111,7 @@ fn copies_go_both_ways_with_owners_translated() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = boxed(&registry, 450_000);
     let host = tempfile::tempdir().unwrap();
     let file = host.path().join("notes");
@@ -174,7 +163,7 @@ fn bind_mounts_a_host_directory() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = boxed(&registry, 460_000);
     let host = tempfile::tempdir().unwrap();
     fs::write(host.path().join("shared"), "shared\n").unwrap();
@@ -229,7 +218,7 @@ fn an_interactive_shell_leaves_with_three_escapes() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let _container = boxed(&registry, 470_000);
     let berthctl = berth_tests::workspace_binary("berthctl");
     let session = run(Command::new("/usr/bin/python3")

@@ -8,28 +8,14 @@ use std::path::Path;
 
 use berth_interfaces::client::EnterProxy;
 use berth_interfaces::machine::{BindMountRequest, MachineError, MachineLookup};
-use berth_tests::clients::{RawClient, varlinkctl_call, varlinkctl_call_as};
+use berth_tests::clients::{varlinkctl_call, varlinkctl_call_as};
 use berth_tests::container::Container;
-use berth_tests::daemon::{Options, Registry};
+use berth_tests::daemon::Registry;
+use berth_tests::machines::register_raw;
 use berth_tests::process::Proc;
 use berth_tests::require;
 use berth_tests::users::NOBODY;
 use serde_json::json;
-
-fn registry() -> Registry {
-    Registry::with(Options {
-        cgroup: false,
-        ..Options::default()
-    })
-}
-
-fn register(registry: &Registry, name: &str, class: &str, leader: u32) {
-    let reply = RawClient::connect(&registry.socket()).method(
-        "io.systemd.Machine.Register",
-        json!({"name": name, "class": class, "leader": leader}),
-    );
-    assert!(reply.get("error").is_none(), "{reply}");
-}
 
 fn bind(source: &Path, destination: &str, read_only: bool, mkdir: bool) -> BindMountRequest {
     BindMountRequest {
@@ -46,9 +32,9 @@ async fn host_directories_and_files_appear_inside() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(400_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let host = tempfile::tempdir().unwrap();
     let shared = host.path().join("shared");
     fs::create_dir(&shared).unwrap();
@@ -102,9 +88,9 @@ async fn destinations_resolve_inside_the_container() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(410_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     symlink("../../../../../../../etc", container.root().join("up-link")).unwrap();
     let host = tempfile::tempdir().unwrap();
     fs::write(host.path().join("marker"), "marker\n").unwrap();
@@ -128,11 +114,11 @@ async fn errors_are_machineds() {
     {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(420_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let vm = Proc::sleeper();
-    register(&registry, "vm", "vm", vm.pid());
+    register_raw(&registry, "vm", "vm", vm.pid());
     let socket = registry.socket();
     let method = "io.systemd.Machine.BindMount";
     let cases = [

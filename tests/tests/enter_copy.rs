@@ -11,26 +11,12 @@ use berth_interfaces::client::EnterProxy;
 use berth_interfaces::machine::{CopyRequest, MachineError, MachineLookup};
 use berth_tests::clients::{RawClient, varlinkctl_call, varlinkctl_call_as};
 use berth_tests::container::{ALICE, Container};
-use berth_tests::daemon::{Options, Registry};
+use berth_tests::daemon::Registry;
+use berth_tests::machines::register_raw;
 use berth_tests::process::Proc;
 use berth_tests::users::NOBODY;
 use berth_tests::{require, wait};
 use serde_json::json;
-
-fn registry() -> Registry {
-    Registry::with(Options {
-        cgroup: false,
-        ..Options::default()
-    })
-}
-
-fn register(registry: &Registry, name: &str, class: &str, leader: u32) {
-    let reply = RawClient::connect(&registry.socket()).method(
-        "io.systemd.Machine.Register",
-        json!({"name": name, "class": class, "leader": leader}),
-    );
-    assert!(reply.get("error").is_none(), "{reply}");
-}
 
 fn request(source: &str, destination: &Path, replace: bool) -> CopyRequest {
     CopyRequest {
@@ -62,10 +48,10 @@ async fn a_tree_comes_out_and_goes_in_with_owners_translated() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(320_000);
     let shift = container.shift();
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let data = container.inside("srv/data");
     fs::create_dir_all(data.join("alice")).unwrap();
     fs::write(data.join("hello"), "hello\n").unwrap();
@@ -142,9 +128,9 @@ async fn replace_is_needed_to_overwrite() {
     if !(require::root() && require::program("unshare") && require::varlinkctl()) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(330_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     fs::write(container.inside("srv-file"), "inside\n").unwrap();
     let host = tempfile::tempdir().unwrap();
     let file = host.path().join("file");
@@ -168,9 +154,9 @@ async fn symlinks_never_lead_out_of_the_container() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(340_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     symlink("/etc", container.inside("etc-link")).unwrap();
     symlink("../../../../../../etc", container.inside("up-link")).unwrap();
     let host = tempfile::tempdir().unwrap();
@@ -238,9 +224,9 @@ fn hanging_up_cancels_the_copy_and_leaves_nothing() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(350_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let big = fs::File::create(container.root().join("big")).unwrap();
     let chunk = vec![7u8; 1 << 20];
     for n in 0..1024 {
@@ -266,11 +252,11 @@ async fn errors_are_machineds() {
     if !(require::root() && require::varlinkctl() && require::program("setpriv")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let vm = Proc::sleeper();
-    register(&registry, "vm", "vm", vm.pid());
+    register_raw(&registry, "vm", "vm", vm.pid());
     let roots = Proc::sleeper();
-    register(&registry, "roots", "container", roots.pid());
+    register_raw(&registry, "roots", "container", roots.pid());
     let socket = registry.socket();
     let call = |params: serde_json::Value| {
         varlinkctl_call(
@@ -359,9 +345,9 @@ fn a_long_copy_never_blocks_other_clients() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(355_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let big = fs::File::create(container.root().join("big")).unwrap();
     let chunk = vec![7u8; 1 << 20];
     for n in 0..1024 {

@@ -13,6 +13,7 @@ use berth_interfaces::machine::{
 use berth_tests::clients::{RawClient, varlinkctl_call, varlinkctl_call_as};
 use berth_tests::container::Container;
 use berth_tests::daemon::{Options, Registry};
+use berth_tests::machines::register_raw;
 use berth_tests::process::Proc;
 use berth_tests::require;
 use berth_tests::users::NOBODY;
@@ -26,12 +27,16 @@ fn registry() -> Registry {
     })
 }
 
-fn register(registry: &Registry, name: &str, class: &str, leader: u32) {
-    let reply = RawClient::connect(&registry.socket()).method(
-        "io.systemd.Machine.Register",
-        json!({"name": name, "class": class, "leader": leader}),
-    );
-    assert!(reply.get("error").is_none(), "{reply}");
+/// `Open` in `mode` with nothing else asked.
+fn plain(name: &str, mode: OpenMode) -> OpenRequest {
+    OpenRequest {
+        lookup: MachineLookup::by_name(name),
+        mode,
+        user: None,
+        path: None,
+        args: None,
+        environment: None,
+    }
 }
 
 fn shell(name: &str, user: Option<&str>, script: Option<&str>) -> OpenRequest {
@@ -85,7 +90,7 @@ async fn a_shell_runs_in_the_container_as_its_users() {
     }
     let registry = registry();
     let container = Container::start(360_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let script = "id; tty; hostname; echo $GREETING $HOME; echo done";
 
     let (reply, master) = open(&registry, &shell("boxed", None, Some(script))).await;
@@ -115,7 +120,7 @@ async fn the_login_shell_is_interactive_and_in_the_machines_pid_namespace() {
     }
     let registry = registry();
     let container = Container::start(370_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let (_, master) = open(&registry, &shell("boxed", None, None)).await;
     let typed = b"echo answer=$((6*7)); echo leader=$(cat /proc/1/comm); exit\n";
     rustix::io::write(&master, typed).unwrap();
@@ -131,15 +136,8 @@ async fn tty_mode_gives_a_terminal_of_the_containers_devpts() {
     }
     let registry = registry();
     let container = Container::start(380_000);
-    register(&registry, "boxed", "container", container.pid());
-    let request = OpenRequest {
-        lookup: MachineLookup::by_name("boxed"),
-        mode: OpenMode::Tty,
-        user: None,
-        path: None,
-        args: None,
-        environment: None,
-    };
+    register_raw(&registry, "boxed", "container", container.pid());
+    let request = plain("boxed", OpenMode::Tty);
     let (reply, master) = open(&registry, &request).await;
     // The peer exists in the container's devpts, and what is written there comes out.
     let peer = std::fs::OpenOptions::new()
@@ -165,15 +163,8 @@ async fn login_shows_the_containers_prompt() {
     }
     let registry = registry();
     let container = Container::start(390_000);
-    register(&registry, "boxed", "container", container.pid());
-    let request = OpenRequest {
-        lookup: MachineLookup::by_name("boxed"),
-        mode: OpenMode::Login,
-        user: None,
-        path: None,
-        args: None,
-        environment: None,
-    };
+    register_raw(&registry, "boxed", "container", container.pid());
+    let request = plain("boxed", OpenMode::Login);
     let (_, master) = open(&registry, &request).await;
     let output = read_until(&master, "login:");
     assert!(output.contains("container login:"), "{output}");
@@ -186,7 +177,7 @@ async fn login_without_a_getty_or_login_in_the_container_is_no_ipc() {
     }
     let registry = registry();
     let container = Container::start(395_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     // Hide the container's programs (its /usr is the host's) under empty directories.
     let empty = tempfile::tempdir().unwrap();
     let mut conn = registry.connect().await;
@@ -200,14 +191,7 @@ async fn login_without_a_getty_or_login_in_the_container_is_no_ipc() {
         };
         conn.bind_mount(&request).await.unwrap().unwrap();
     }
-    let request = OpenRequest {
-        lookup: MachineLookup::by_name("boxed"),
-        mode: OpenMode::Login,
-        user: None,
-        path: None,
-        args: None,
-        environment: None,
-    };
+    let request = plain("boxed", OpenMode::Login);
     let reply = conn.open(&request).await.unwrap();
     assert_eq!(reply.err(), Some(MachineError::NoIPC));
 }
@@ -229,14 +213,7 @@ async fn the_host_has_a_login_prompt_too() {
         return;
     }
     let registry = registry();
-    let request = OpenRequest {
-        lookup: MachineLookup::by_name(".host"),
-        mode: OpenMode::Login,
-        user: None,
-        path: None,
-        args: None,
-        environment: None,
-    };
+    let request = plain(".host", OpenMode::Login);
     let (_, master) = open(&registry, &request).await;
     let output = read_until(&master, "login:");
     assert!(output.contains("login:"), "{output}");
@@ -249,9 +226,9 @@ async fn errors_are_machineds() {
     }
     let registry = registry();
     let vm = Proc::sleeper();
-    register(&registry, "vm", "vm", vm.pid());
+    register_raw(&registry, "vm", "vm", vm.pid());
     let roots = Proc::sleeper();
-    register(&registry, "roots", "container", roots.pid());
+    register_raw(&registry, "roots", "container", roots.pid());
     let mut conn = registry.connect().await;
     for (request, expected) in [
         (shell("vm", None, Some("true")), MachineError::NotSupported),

@@ -6,28 +6,13 @@ use std::process::Command;
 
 use berth_interfaces::client::EnterProxy;
 use berth_interfaces::machine::{MachineError, MachineLookup};
-use berth_tests::clients::{RawClient, varlinkctl_call, varlinkctl_call_as};
+use berth_tests::clients::{varlinkctl_call, varlinkctl_call_as};
 use berth_tests::container::Container;
-use berth_tests::daemon::{Options, Registry};
+use berth_tests::daemon::Registry;
+use berth_tests::machines::register_raw;
 use berth_tests::process::Proc;
 use berth_tests::require;
 use berth_tests::users::NOBODY;
-use serde_json::json;
-
-fn registry() -> Registry {
-    Registry::with(Options {
-        cgroup: false,
-        ..Options::default()
-    })
-}
-
-fn register(registry: &Registry, name: &str, class: &str, leader: u32) {
-    let reply = RawClient::connect(&registry.socket()).method(
-        "io.systemd.Machine.Register",
-        json!({"name": name, "class": class, "leader": leader}),
-    );
-    assert!(reply.get("error").is_none(), "{reply}");
-}
 
 /// The text of `path` below the directory `dir`.
 fn read_below(dir: &impl AsFd, path: &str) -> String {
@@ -46,9 +31,9 @@ async fn the_root_directory_of_a_container_and_of_the_host_is_passed() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(300_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let mut conn = registry.connect().await;
 
     let root = conn
@@ -77,11 +62,11 @@ async fn errors_are_machineds() {
     if !(require::root() && require::varlinkctl() && require::program("setpriv")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let vm = Proc::sleeper();
-    register(&registry, "vm", "vm", vm.pid());
+    register_raw(&registry, "vm", "vm", vm.pid());
     let roots = Proc::sleeper();
-    register(&registry, "roots", "container", roots.pid());
+    register_raw(&registry, "roots", "container", roots.pid());
     let mut conn = registry.connect().await;
     for (name, expected) in [
         ("vm", MachineError::NotSupported),
@@ -127,9 +112,9 @@ fn an_independent_client_receives_the_descriptor() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
-    let registry = registry();
+    let registry = Registry::without_cgroup();
     let container = Container::start(310_000);
-    register(&registry, "boxed", "container", container.pid());
+    register_raw(&registry, "boxed", "container", container.pid());
     let output = Command::new("/usr/bin/python3")
         .args(["-c", PYTHON_CLIENT])
         .arg(registry.socket())
