@@ -66,8 +66,7 @@ impl Root {
     }
 
     fn open_dir(path: &str) -> io::Result<Self> {
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        Ok(Self(rustix::fs::open(path, flags, Mode::empty())?))
+        Self::at(std::path::Path::new(path))
     }
 
     /// Opens `path` (relative to the root, or absolute inside it) read-only, resolved strictly
@@ -76,9 +75,9 @@ impl Root {
     /// # Errors
     /// The kernel's error: `ENOENT`, `EACCES`, `ELOOP` for a magic link, `EXDEV` for an escape.
     pub fn open(&self, path: &str) -> io::Result<File> {
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let fd = openat2(&self.0, relative(path), flags, Mode::empty(), IN_ROOT)?;
-        Ok(File::from(fd))
+        Ok(File::from(
+            self.resolve(path, OFlags::RDONLY | OFlags::NOCTTY)?,
+        ))
     }
 
     /// Opens the directory at `path` as an `O_PATH` descriptor, resolved strictly inside the
@@ -87,14 +86,7 @@ impl Root {
     /// # Errors
     /// As [`Root::open`]; `ENOTDIR` when it is no directory.
     pub fn open_directory(&self, path: &str) -> io::Result<OwnedFd> {
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        Ok(openat2(
-            &self.0,
-            relative(path),
-            flags,
-            Mode::empty(),
-            IN_ROOT,
-        )?)
+        self.resolve(path, OFlags::PATH | OFlags::DIRECTORY)
     }
 
     /// Opens whatever is at `path` (a final symlink followed inside the root) as an `O_PATH`
@@ -103,7 +95,12 @@ impl Root {
     /// # Errors
     /// As [`Root::open`].
     pub fn open_location(&self, path: &str) -> io::Result<OwnedFd> {
-        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        self.resolve(path, OFlags::PATH)
+    }
+
+    /// Opens `path` with `flags`, resolved strictly inside the root.
+    fn resolve(&self, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+        let flags = flags | OFlags::CLOEXEC;
         Ok(openat2(
             &self.0,
             relative(path),

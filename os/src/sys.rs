@@ -606,13 +606,7 @@ fn session_child_after_clone(plan: &SessionPlan) -> ! {
             libc::write(report, errno.as_ptr().cast(), errno.len());
             libc::_exit(127)
         };
-        let default: libc::sigaction = std::mem::zeroed();
-        for signal in 1..=SIGNAL_MAX {
-            libc::sigaction(signal, &default, std::ptr::null_mut());
-        }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        reset_signals();
         if libc::setsid() < 0 || libc::ioctl(plan.tty, libc::TIOCSCTTY, 0) < 0 {
             fail(plan.report);
         }
@@ -685,6 +679,25 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
+/// Puts every signal back to its default action and unblocks them all, as a new program
+/// expects to find them.
+///
+/// # Safety
+/// Only for a freshly cloned child before `execve`: it changes process-wide signal state.
+unsafe fn reset_signals() {
+    // SAFETY: sigaction and sigprocmask with valid, zeroed structures; the caller is a child
+    // that only makes system calls until it executes or exits.
+    unsafe {
+        let default: libc::sigaction = std::mem::zeroed();
+        for signal in 1..=SIGNAL_MAX {
+            libc::sigaction(signal, &default, std::ptr::null_mut());
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
 /// The child between clone3 and execve: system calls only (no allocation, no locks).
 fn child_after_clone(plan: &ChildPlan) -> ! {
     const FAILED: &[u8] = b"supervise: cannot execute the payload\n";
@@ -697,13 +710,7 @@ fn child_after_clone(plan: &ChildPlan) -> ! {
         {
             libc::_exit(127);
         }
-        let default: libc::sigaction = std::mem::zeroed();
-        for signal in 1..=SIGNAL_MAX {
-            libc::sigaction(signal, &default, std::ptr::null_mut());
-        }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        reset_signals();
         libc::setsid();
         if plan.stdin >= 0 && libc::dup2(plan.stdin, 0) < 0 {
             libc::_exit(127);
