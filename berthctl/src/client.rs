@@ -147,10 +147,7 @@ impl Registry {
     ) -> Result<R> {
         self.conn
             .call(&format!("io.systemd.MachineImage.{method}"), parameters)
-            .map_err(|error| match error.error_name() {
-                Some(NO_SUCH_IMAGE) => Error::NoSuchImage(name.to_owned()),
-                _ => Error::call(format!("{doing} image '{name}'"))(error),
-            })
+            .map_err(failure(Subject::Image, name, doing))
     }
 
     /// `CleanPool`: the images removed.
@@ -265,16 +262,13 @@ impl Registry {
     /// [`Error::NoSuchMachine`], or the call failed.
     pub fn open(&mut self, request: &OpenRequest) -> Result<(OpenReply, OwnedFd)> {
         let name = request.lookup.name.clone().unwrap_or_default();
-        let failed = |error: CallError| match error.error_name() {
-            Some(NO_SUCH_MACHINE) => Error::NoSuchMachine(name.clone()),
-            _ => Error::call(format!("Opening a terminal in machine '{name}'"))(error),
-        };
+        let failed = failure(Subject::Machine, &name, "Opening a terminal in");
         self.conn
             .send_call("io.systemd.Machine.Open", request)
-            .map_err(failed)?;
+            .map_err(&failed)?;
         let (message, mut fds) =
             receive_with_fds(self.conn.stream()).map_err(|e| failed(e.into()))?;
-        let reply: OpenReply = parse_reply(&message).map_err(failed)?.parameters;
+        let reply: OpenReply = parse_reply(&message).map_err(&failed)?.parameters;
         let index = usize::try_from(reply.pty_file_descriptor).unwrap_or(usize::MAX);
         if index >= fds.len() {
             return Err(failed(CallError::Protocol("no pty passed".into())));
@@ -291,10 +285,26 @@ impl Registry {
     ) -> Result<R> {
         self.conn
             .call(method, parameters)
-            .map_err(|error| match error.error_name() {
-                Some(NO_SUCH_MACHINE) => Error::NoSuchMachine(name.to_owned()),
-                _ => Error::call(format!("{doing} machine '{name}'"))(error),
-            })
+            .map_err(failure(Subject::Machine, name, doing))
+    }
+}
+
+/// What a call is about.
+#[derive(Debug, Clone, Copy)]
+enum Subject {
+    Machine,
+    Image,
+}
+
+/// How a failed call about the machine or image `name` shows: its own exit code when it is
+/// unknown, else what was being done.
+fn failure(subject: Subject, name: &str, doing: &str) -> impl Fn(CallError) -> Error {
+    let (name, doing) = (name.to_owned(), doing.to_owned());
+    move |error| match (subject, error.error_name()) {
+        (Subject::Machine, Some(NO_SUCH_MACHINE)) => Error::NoSuchMachine(name.clone()),
+        (Subject::Image, Some(NO_SUCH_IMAGE)) => Error::NoSuchImage(name.clone()),
+        (Subject::Machine, _) => Error::call(format!("{doing} machine '{name}'"))(error),
+        (Subject::Image, _) => Error::call(format!("{doing} image '{name}'"))(error),
     }
 }
 

@@ -9,6 +9,22 @@ use berth_interfaces::machine::Address;
 
 use crate::cli::Output;
 
+/// The text `each` makes of every name, one after the other with a blank line between (the
+/// `status` verbs).
+///
+/// # Errors
+/// The first error of `each`.
+pub fn blocks<E>(
+    names: &[String],
+    mut each: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
+    let texts = names
+        .iter()
+        .map(|name| each(name))
+        .collect::<Result<Vec<_>, E>>()?;
+    Ok(texts.join("\n"))
+}
+
 /// A table: a header and rows of cells, printed in columns as wide as their widest cell.
 #[derive(Debug, Default)]
 pub struct Table {

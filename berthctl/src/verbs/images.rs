@@ -51,13 +51,7 @@ pub fn list(scope: &Scope, output: &Output, all: bool) -> Result<()> {
 /// An image is unknown, or the registry cannot be reached.
 pub fn status(scope: &Scope, output: &Output, names: &[String]) -> Result<()> {
     let mut registry = Registry::connect(scope)?;
-    let mut text = String::new();
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(&status_text(&registry.image(name)?));
-    }
+    let text = format::blocks(names, |name| Ok(status_text(&registry.image(name)?)))?;
     Sink::open(output, true)
         .write(&text)
         .map_err(Error::local("Writing the output"))

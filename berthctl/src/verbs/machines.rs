@@ -70,13 +70,7 @@ fn list_row(machine: &MachineInfo) -> Vec<String> {
 /// A machine is unknown, or the registry cannot be reached.
 pub fn status(scope: &Scope, output: &Output, names: &[String]) -> Result<()> {
     let mut registry = Registry::connect(scope)?;
-    let mut text = String::new();
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(&status_text(&registry.get(name)?));
-    }
+    let text = format::blocks(names, |name| Ok(status_text(&registry.get(name)?)))?;
     write(&mut Sink::open(output, true), &text)
 }
 
