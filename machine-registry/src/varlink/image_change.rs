@@ -34,6 +34,7 @@ impl MachineService {
             });
         }
         let image = self.changeable(&call.peer, &request.name).await?;
+        let mut path = image.path.clone();
         if let Some(new_name) = &request.new_name {
             self.absent(new_name).await?;
             let new_path = path_for(
@@ -44,11 +45,8 @@ impl MachineService {
             let settings = settings_files(self.pool(), &image)
                 .into_iter()
                 .map(|(dir, extension)| {
-                    let to = dir.join(format!("{new_name}.{extension}"));
-                    (
-                        text(&dir.join(format!("{}.{extension}", image.name))),
-                        text(&to),
-                    )
+                    let from = settings_file(&dir, &image.name, extension);
+                    (from, settings_file(&dir, new_name, extension))
                 })
                 .collect();
             let change = ImageChange::Rename {
@@ -57,16 +55,9 @@ impl MachineService {
                 settings,
             };
             self.change(change, &call.peer.identity()).await?;
+            path = new_path;
         }
         if let Some(read_only) = request.read_only {
-            let path = match &request.new_name {
-                Some(new_name) => path_for(
-                    image.path.parent().unwrap_or(Path::new("/")),
-                    new_name,
-                    image.kind,
-                ),
-                None => image.path.clone(),
-            };
             if image.kind == Kind::Block {
                 return Err(Error::NotSupported);
             }
@@ -101,11 +92,10 @@ impl MachineService {
         let settings = ["nspawn", "vmspawn"]
             .iter()
             .map(|extension| {
-                let from = beside.join(format!("{}.{extension}", image.name));
-                let to = pool_dir.join(format!("{}.{extension}", request.new_name));
-                (text(&from), text(&to))
+                let from = settings_file(&beside, &image.name, extension);
+                (from, settings_file(&pool_dir, &request.new_name, extension))
             })
-            .filter(|(from, _)| Path::new(from).exists() && image.name != ".host")
+            .filter(|(from, _)| Path::new(from).exists())
             .collect();
         let change = ImageChange::Clone {
             source: text(&image.path),
@@ -173,15 +163,11 @@ impl MachineService {
             .collect())
     }
 
+    /// Removes `image`, which the caller checked may be removed (not in use).
     async fn remove(&self, image: &Image, caller: &Identity) -> Result<(), Error> {
-        if self.in_use(image) {
-            return Err(Error::System(std::io::Error::from_raw_os_error(
-                libc::EBUSY,
-            )));
-        }
         let settings = settings_files(self.pool(), image)
             .into_iter()
-            .map(|(dir, extension)| text(&dir.join(format!("{}.{extension}", image.name))))
+            .map(|(dir, extension)| settings_file(&dir, &image.name, extension))
             .collect();
         let change = ImageChange::Remove {
             path: text(&image.path),
@@ -286,6 +272,11 @@ fn path_for(dir: &Path, name: &str, kind: Kind) -> PathBuf {
         Kind::Raw => dir.join(format!("{name}.raw")),
         _ => dir.join(name),
     }
+}
+
+/// The settings file of the image `name` with `extension` in `dir`.
+fn settings_file(dir: &Path, name: &str, extension: &str) -> String {
+    text(&dir.join(format!("{name}.{extension}")))
 }
 
 /// The directories an image's settings files may be in, with their extension: beside the
