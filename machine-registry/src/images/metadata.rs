@@ -24,16 +24,26 @@ pub struct ImageMetadata {
     pub os_release: Option<Vec<String>>,
 }
 
-/// Reads `image`'s metadata with `reader`'s rights; missing files are left out. Blocks.
+/// Runs `work` (reading images' metadata) with `reader`'s rights, on one thread for all the
+/// images it reads. Blocks.
+///
+/// # Errors
+/// The thread could not take on `reader`'s credentials, or `work`'s own error.
+pub fn as_reader<T: Send>(reader: &Identity, work: impl FnOnce() -> T + Send) -> io::Result<T> {
+    identity::run_as(reader, || Ok(work()))
+}
+
+/// Reads `image`'s metadata with the rights of the calling thread (see [`as_reader`]);
+/// missing files are left out. Blocks.
 ///
 /// # Errors
 /// `EOPNOTSUPP` for raw and block images; `EACCES` when the reader may not look inside.
-pub fn read(image: &Image, reader: &Identity) -> io::Result<ImageMetadata> {
+pub fn read(image: &Image) -> io::Result<ImageMetadata> {
     if !matches!(image.kind, Kind::Directory | Kind::Subvolume) {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
     let root = Root::at(&image.path)?;
-    identity::run_as(reader, || {
+    {
         root.open("/")?; // the caller may not look inside at all: refused
         let optional = |path: &str| match root.read_to_string(path) {
             Ok(text) => Ok(Some(text)),
@@ -60,5 +70,5 @@ pub fn read(image: &Image, reader: &Identity) -> io::Result<ImageMetadata> {
             machine_info: optional("etc/machine-info")?.map(pairs),
             os_release: os_release.map(pairs),
         })
-    })
+    }
 }

@@ -58,23 +58,18 @@ impl MachineService {
             if !is_valid_name(&name) {
                 return Err(Error::invalid("name"));
             }
-            let info = blocking(move || {
+            let mut infos = blocking(move || {
                 let image = discover::find(&pool, &name).ok_or(Error::NoSuchImage)?;
-                info_of(image, wanted, &reader)
+                infos_of(vec![image], wanted, &reader)
             })
             .await?;
+            let info = infos.pop().ok_or(Error::NoSuchImage)?;
             return Ok(Listed::One(Box::new(info)));
         }
         if !more {
             return Err(Error::ExpectedMore);
         }
-        let infos = blocking(move || {
-            discover::all(&pool)
-                .into_iter()
-                .map(|image| info_of(image, wanted, &reader))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+        let infos = blocking(move || infos_of(discover::all(&pool), wanted, &reader)).await?;
         Ok(Listed::All(infos))
     }
 
@@ -89,7 +84,26 @@ pub(super) fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn info_of(image: Image, wanted: AcquireMetadata, reader: &Identity) -> Result<ImageInfo, Error> {
+/// What `List` says of `images`: their metadata, when wanted, read on one thread with
+/// `reader`'s rights (images are found with the registry's, as `List` is open to all).
+fn infos_of(
+    images: Vec<Image>,
+    wanted: AcquireMetadata,
+    reader: &Identity,
+) -> Result<Vec<ImageInfo>, Error> {
+    let all = || {
+        images
+            .into_iter()
+            .map(|image| info_of(image, wanted))
+            .collect()
+    };
+    match wanted {
+        AcquireMetadata::No => all(),
+        _ => metadata::as_reader(reader, all).map_err(Error::System)?,
+    }
+}
+
+fn info_of(image: Image, wanted: AcquireMetadata) -> Result<ImageInfo, Error> {
     let mut info = ImageInfo {
         name: image.name.clone(),
         path: Some(text(&image.path)),
@@ -107,7 +121,7 @@ fn info_of(image: Image, wanted: AcquireMetadata, reader: &Identity) -> Result<I
     if wanted == AcquireMetadata::No {
         return Ok(info);
     }
-    match metadata::read(&image, reader) {
+    match metadata::read(&image) {
         Ok(found) => {
             info.hostname = found.hostname;
             info.machine_id = found.machine_id;
