@@ -105,12 +105,14 @@ pub fn find(pool: &Pool, name: &str) -> Option<Image> {
         return pool.host_image.then(host);
     }
     pool.search.iter().find_map(|dir| {
-        let read_only_fs = read_only_file_system(&dir.path);
         let (raw, versioned) = (format!("{name}.raw"), format!("{name}.v"));
-        [name, raw.as_str(), versioned.as_str()]
+        let mut image = [name, raw.as_str(), versioned.as_str()]
             .into_iter()
-            .find_map(|file| inspect(dir, read_only_fs, OsStr::new(file)))
-            .filter(|image| image.name == name)
+            .find_map(|file| inspect(dir, OsStr::new(file)))
+            .filter(|image| image.name == name)?;
+        // Only for what was found: the statvfs of each directory searched in vain is saved.
+        image.read_only |= read_only_file_system(&dir.path);
+        Some(image)
     })
 }
 
@@ -122,17 +124,21 @@ fn in_directory(dir: &SearchDir) -> Vec<Image> {
     let Ok(entries) = std::fs::read_dir(&dir.path) else {
         return Vec::new();
     };
-    let read_only_fs = read_only_file_system(&dir.path);
-    entries
+    let mut images: Vec<Image> = entries
         .flatten()
-        .filter_map(|entry| inspect(dir, read_only_fs, &entry.file_name()))
-        .collect()
+        .filter_map(|entry| inspect(dir, &entry.file_name()))
+        .collect();
+    if !images.is_empty() && read_only_file_system(&dir.path) {
+        images.iter_mut().for_each(|image| image.read_only = true);
+    }
+    images
 }
 
 const BTRFS_SUBVOLUME_INODE: u64 = 256;
 
-/// The image stored as `file` in `dir`, if it is one.
-fn inspect(dir: &SearchDir, read_only_fs: bool, file: &OsStr) -> Option<Image> {
+/// The image stored as `file` in `dir`, if it is one (read-only as far as the file itself
+/// tells: the callers add a read-only file system).
+fn inspect(dir: &SearchDir, file: &OsStr) -> Option<Image> {
     let path = dir.path.join(file);
     let wanted = StatxFlags::TYPE
         | StatxFlags::MODE
@@ -148,7 +154,7 @@ fn inspect(dir: &SearchDir, read_only_fs: bool, file: &OsStr) -> Option<Image> {
     if let Some(name) = file_name.strip_suffix(".v")
         && file_type == FileType::Directory
     {
-        return newest_version(dir, read_only_fs, &path, name);
+        return newest_version(dir, &path, name);
     }
     let (name, kind) = match file_type {
         FileType::Directory if stat.stx_ino == BTRFS_SUBVOLUME_INODE && is_btrfs(&path) => {
@@ -169,7 +175,7 @@ fn inspect(dir: &SearchDir, read_only_fs: bool, file: &OsStr) -> Option<Image> {
         name: name.to_owned(),
         path,
         kind,
-        read_only: dir.vendor || read_only_fs || immutable || unwritable,
+        read_only: dir.vendor || immutable || unwritable,
         vendor: dir.vendor,
         host: false,
         versioned: false,
@@ -182,12 +188,7 @@ fn inspect(dir: &SearchDir, read_only_fs: bool, file: &OsStr) -> Option<Image> {
 
 /// A versioned image (`NAME.v/` holding `NAME_VERSION` trees or `NAME_VERSION.raw` files):
 /// its newest version, under `NAME`.
-fn newest_version(
-    dir: &SearchDir,
-    read_only_fs: bool,
-    versions: &Path,
-    name: &str,
-) -> Option<Image> {
+fn newest_version(dir: &SearchDir, versions: &Path, name: &str) -> Option<Image> {
     let prefix = format!("{name}_");
     let newest = std::fs::read_dir(versions)
         .ok()?
@@ -203,7 +204,7 @@ fn newest_version(
         path: versions.to_owned(),
         vendor: dir.vendor,
     };
-    let mut image = inspect(&inner, read_only_fs, OsStr::new(&newest.1))?;
+    let mut image = inspect(&inner, OsStr::new(&newest.1))?;
     image.name = name.to_owned();
     image.versioned = true;
     is_valid_name(name).then_some(image)
