@@ -168,29 +168,8 @@ fn save_and_restore(machine: &Machine) -> SavedMachine {
 
 /// A machine of `saved`'s fields, led by this process.
 fn machine_of(saved: SavedMachine) -> Machine {
-    Machine {
-        name: saved.name,
-        instance: 0,
-        id: saved.id,
-        class: saved.class,
-        service: saved.service,
-        root_directory: saved.root_directory,
-        unit: saved.unit,
-        subgroup: saved.subgroup,
-        cgroup: None,
-        leader: me().clone(),
-        supervisor: saved.supervisor.map(|_| me().clone()),
-        timestamp: saved.timestamp,
-        netif: saved.netif,
-        vsock_cid: saved.vsock_cid,
-        ssh_address: saved.ssh_address,
-        ssh_private_key_path: saved.ssh_private_key_path,
-        control_address: saved.control_address,
-        userns: UserNamespace::Host,
-        network: Default::default(),
-        uid: saved.uid,
-        stopping: saved.stopping,
-    }
+    let supervisor = saved.supervisor.map(|_| me().clone());
+    saved.into_machine(me().clone(), supervisor, UserNamespace::Host)
 }
 
 fn text(text: &str) {

@@ -92,29 +92,8 @@ fn machine_from_state(file: &str, entries: &HashMap<String, String>) -> Result<M
         }
         _ => UserNamespace::Host,
     };
-    Ok(Machine {
-        name: saved.name,
-        instance: 0,
-        id: saved.id,
-        class: saved.class,
-        service: saved.service,
-        root_directory: saved.root_directory,
-        unit: saved.unit,
-        subgroup: saved.subgroup,
-        cgroup: None,
-        leader,
-        supervisor: saved.supervisor.as_ref().and_then(pin),
-        timestamp: saved.timestamp,
-        netif: saved.netif,
-        vsock_cid: saved.vsock_cid,
-        ssh_address: saved.ssh_address,
-        ssh_private_key_path: saved.ssh_private_key_path,
-        control_address: saved.control_address,
-        userns,
-        network: Default::default(),
-        uid: saved.uid,
-        stopping: saved.stopping,
-    })
+    let supervisor = saved.supervisor.as_ref().and_then(pin);
+    Ok(saved.into_machine(leader, supervisor, userns))
 }
 
 /// What a state file says about a machine, checked but not yet tied to live processes.
@@ -154,6 +133,41 @@ pub struct SavedMachine {
     pub uid: u32,
     /// `STOPPING`.
     pub stopping: bool,
+}
+
+impl SavedMachine {
+    /// The machine, its processes pinned again (`leader`, `supervisor`) and its user namespace
+    /// read; no cgroup yet.
+    pub fn into_machine(
+        self,
+        leader: ProcessRef,
+        supervisor: Option<ProcessRef>,
+        userns: UserNamespace,
+    ) -> Machine {
+        Machine {
+            name: self.name,
+            instance: 0,
+            id: self.id,
+            class: self.class,
+            service: self.service,
+            root_directory: self.root_directory,
+            unit: self.unit,
+            subgroup: self.subgroup,
+            cgroup: None,
+            leader,
+            supervisor,
+            timestamp: self.timestamp,
+            netif: self.netif,
+            vsock_cid: self.vsock_cid,
+            ssh_address: self.ssh_address,
+            ssh_private_key_path: self.ssh_private_key_path,
+            control_address: self.control_address,
+            userns,
+            network: Default::default(),
+            uid: self.uid,
+            stopping: self.stopping,
+        }
+    }
 }
 
 /// A saved process: its PID and, when known, the pidfd ID that tells a recycled PID apart.
