@@ -82,6 +82,13 @@ impl Container {
         Self::start_with(shift, None)
     }
 
+    /// Starts one (as [`Container::start`]) and registers it with `registry` as `boxed`.
+    pub fn boxed(registry: &crate::daemon::Registry, shift: u32) -> Self {
+        let container = Self::start(shift);
+        crate::machines::register_raw(registry, "boxed", "container", container.pid());
+        container
+    }
+
     /// Starts one as the unprivileged user `uid` would (`unshare` as that user): its user
     /// namespace, owned by `uid`, maps only `uid` (as root inside); its root belongs to `uid`.
     pub fn start_owned_by(uid: u32) -> Self {

@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use berth_tests::clients::{Run, run};
 use berth_tests::container::{ALICE, Container};
 use berth_tests::daemon::Registry;
-use berth_tests::machines::register_raw;
 use berth_tests::require;
 
 fn berthctl_command(registry: &Registry, args: &[&str]) -> Command {
@@ -42,19 +41,13 @@ fn berthctl_with_input(registry: &Registry, args: &[&str], input: &str) -> Run {
     child.wait_with_output().unwrap().into()
 }
 
-fn boxed(registry: &Registry, shift: u32) -> Container {
-    let container = Container::start(shift);
-    register_raw(registry, "boxed", "container", container.pid());
-    container
-}
-
 #[test]
 fn shell_runs_a_command_or_the_login_shell_as_a_user_of_the_machine() {
     if !(require::root() && require::program("unshare")) {
         return;
     }
     let registry = Registry::without_cgroup();
-    let _container = boxed(&registry, 430_000);
+    let _container = Container::boxed(&registry, 430_000);
     let ran = berthctl(
         &registry,
         &[
@@ -88,7 +81,7 @@ fn login_shows_a_prompt() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let _container = boxed(&registry, 440_000);
+    let _container = Container::boxed(&registry, 440_000);
     let mut child = berthctl_command(&registry, &["login", "boxed"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -112,7 +105,7 @@ fn copies_go_both_ways_with_owners_translated() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = boxed(&registry, 450_000);
+    let container = Container::boxed(&registry, 450_000);
     let host = tempfile::tempdir().unwrap();
     let file = host.path().join("notes");
     fs::write(&file, "notes\n").unwrap();
@@ -164,7 +157,7 @@ fn bind_mounts_a_host_directory() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = boxed(&registry, 460_000);
+    let container = Container::boxed(&registry, 460_000);
     let host = tempfile::tempdir().unwrap();
     fs::write(host.path().join("shared"), "shared\n").unwrap();
     let bound = berthctl(
@@ -219,7 +212,7 @@ fn an_interactive_shell_leaves_with_three_escapes() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let _container = boxed(&registry, 470_000);
+    let _container = Container::boxed(&registry, 470_000);
     let berthctl = berth_tests::workspace_binary("berthctl");
     let session = run(Command::new("/usr/bin/python3")
         .args(["-c", ON_A_TERMINAL])

@@ -33,8 +33,7 @@ async fn host_directories_and_files_appear_inside() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(400_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let container = Container::boxed(&registry, 400_000);
     let host = tempfile::tempdir().unwrap();
     let shared = host.path().join("shared");
     fs::create_dir(&shared).unwrap();
@@ -89,8 +88,7 @@ async fn destinations_resolve_inside_the_container() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(410_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let container = Container::boxed(&registry, 410_000);
     symlink("../../../../../../../etc", container.root().join("up-link")).unwrap();
     let host = tempfile::tempdir().unwrap();
     fs::write(host.path().join("marker"), "marker\n").unwrap();
@@ -115,8 +113,7 @@ async fn errors_are_machineds() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(420_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let _container = Container::boxed(&registry, 420_000);
     let vm = Proc::sleeper();
     register_raw(&registry, "vm", "vm", vm.pid());
     let socket = registry.socket();

@@ -49,9 +49,8 @@ async fn a_tree_comes_out_and_goes_in_with_owners_translated() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(320_000);
+    let container = Container::boxed(&registry, 320_000);
     let shift = container.shift();
-    register_raw(&registry, "boxed", "container", container.pid());
     let data = container.inside("srv/data");
     fs::create_dir_all(data.join("alice")).unwrap();
     fs::write(data.join("hello"), "hello\n").unwrap();
@@ -129,8 +128,7 @@ async fn replace_is_needed_to_overwrite() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(330_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let container = Container::boxed(&registry, 330_000);
     fs::write(container.inside("srv-file"), "inside\n").unwrap();
     let host = tempfile::tempdir().unwrap();
     let file = host.path().join("file");
@@ -155,8 +153,7 @@ async fn symlinks_never_lead_out_of_the_container() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(340_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let container = Container::boxed(&registry, 340_000);
     symlink("/etc", container.inside("etc-link")).unwrap();
     symlink("../../../../../../etc", container.inside("up-link")).unwrap();
     let host = tempfile::tempdir().unwrap();
@@ -208,6 +205,16 @@ async fn symlinks_never_lead_out_of_the_container() {
     assert_eq!(fs::read_link(&copied).unwrap(), Path::new("/etc/shadow"));
 }
 
+/// `/big` in the container: 1 GiB of data (no holes), long enough to copy that a test can
+/// act while it runs.
+fn write_big_file(container: &Container) {
+    let big = fs::File::create(container.root().join("big")).unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    for n in 0..1024 {
+        big.write_all_at(&chunk, n << 20).unwrap();
+    }
+}
+
 /// A client that sends a call and hangs up at once.
 const HANG_UP: &str = r#"
 import json, socket, sys
@@ -225,13 +232,8 @@ fn hanging_up_cancels_the_copy_and_leaves_nothing() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(350_000);
-    register_raw(&registry, "boxed", "container", container.pid());
-    let big = fs::File::create(container.root().join("big")).unwrap();
-    let chunk = vec![7u8; 1 << 20];
-    for n in 0..1024 {
-        big.write_all_at(&chunk, n << 20).unwrap();
-    }
+    let container = Container::boxed(&registry, 350_000);
+    write_big_file(&container);
     let host = tempfile::tempdir().unwrap();
     let destination = host.path().join("big");
     let status = Command::new("/usr/bin/python3")
@@ -346,13 +348,8 @@ fn a_long_copy_never_blocks_other_clients() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(355_000);
-    register_raw(&registry, "boxed", "container", container.pid());
-    let big = fs::File::create(container.root().join("big")).unwrap();
-    let chunk = vec![7u8; 1 << 20];
-    for n in 0..1024 {
-        big.write_all_at(&chunk, n << 20).unwrap();
-    }
+    let container = Container::boxed(&registry, 355_000);
+    write_big_file(&container);
     let host = tempfile::tempdir().unwrap();
     let destination = host.path().join("big");
     let mut copying = Proc::spawn(

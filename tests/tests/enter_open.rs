@@ -89,8 +89,7 @@ async fn a_shell_runs_in_the_container_as_its_users() {
         return;
     }
     let registry = registry();
-    let container = Container::start(360_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let _container = Container::boxed(&registry, 360_000);
     let script = "id; tty; hostname; echo $GREETING $HOME; echo done";
 
     let (reply, master) = open(&registry, &shell("boxed", None, Some(script))).await;
@@ -119,8 +118,7 @@ async fn the_login_shell_is_interactive_and_in_the_machines_pid_namespace() {
         return;
     }
     let registry = registry();
-    let container = Container::start(370_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let _container = Container::boxed(&registry, 370_000);
     let (_, master) = open(&registry, &shell("boxed", None, None)).await;
     let typed = b"echo answer=$((6*7)); echo leader=$(cat /proc/1/comm); exit\n";
     rustix::io::write(&master, typed).unwrap();
@@ -135,8 +133,7 @@ async fn tty_mode_gives_a_terminal_of_the_containers_devpts() {
         return;
     }
     let registry = registry();
-    let container = Container::start(380_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let container = Container::boxed(&registry, 380_000);
     let request = plain("boxed", OpenMode::Tty);
     let (reply, master) = open(&registry, &request).await;
     // The peer exists in the container's devpts, and what is written there comes out.
@@ -162,8 +159,7 @@ async fn login_shows_the_containers_prompt() {
         return;
     }
     let registry = registry();
-    let container = Container::start(390_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let _container = Container::boxed(&registry, 390_000);
     let request = plain("boxed", OpenMode::Login);
     let (_, master) = open(&registry, &request).await;
     let output = read_until(&master, "login:");
@@ -176,8 +172,7 @@ async fn login_without_a_getty_or_login_in_the_container_is_no_ipc() {
         return;
     }
     let registry = registry();
-    let container = Container::start(395_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let _container = Container::boxed(&registry, 395_000);
     // Hide the container's programs (its /usr is the host's) under empty directories.
     let empty = tempfile::tempdir().unwrap();
     let mut conn = registry.connect().await;

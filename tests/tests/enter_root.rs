@@ -32,8 +32,7 @@ async fn the_root_directory_of_a_container_and_of_the_host_is_passed() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(300_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let _container = Container::boxed(&registry, 300_000);
     let mut conn = registry.connect().await;
 
     let root = conn
@@ -113,8 +112,7 @@ fn an_independent_client_receives_the_descriptor() {
         return;
     }
     let registry = Registry::without_cgroup();
-    let container = Container::start(310_000);
-    register_raw(&registry, "boxed", "container", container.pid());
+    let _container = Container::boxed(&registry, 310_000);
     let output = Command::new("/usr/bin/python3")
         .args(["-c", PYTHON_CLIENT])
         .arg(registry.socket())
