@@ -145,9 +145,8 @@ impl Registry {
         parameters: &P,
         doing: &str,
     ) -> Result<R> {
-        self.conn
-            .call(&format!("io.systemd.MachineImage.{method}"), parameters)
-            .map_err(failure(Subject::Image, name, doing))
+        let method = format!("io.systemd.MachineImage.{method}");
+        self.call_about(Subject::Image, name, &method, parameters, doing)
     }
 
     /// `CleanPool`: the images removed.
@@ -283,9 +282,21 @@ impl Registry {
         parameters: &P,
         doing: &str,
     ) -> Result<R> {
+        self.call_about(Subject::Machine, name, method, parameters, doing)
+    }
+
+    /// Calls `method` about the machine or image `name`.
+    fn call_about<P: Serialize, R: serde::de::DeserializeOwned>(
+        &mut self,
+        subject: Subject,
+        name: &str,
+        method: &str,
+        parameters: &P,
+        doing: &str,
+    ) -> Result<R> {
         self.conn
             .call(method, parameters)
-            .map_err(failure(Subject::Machine, name, doing))
+            .map_err(failure(subject, name, doing))
     }
 }
 
