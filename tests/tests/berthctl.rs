@@ -4,31 +4,11 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use berth_tests::clients::{RawClient, Run, run};
+use berth_tests::clients::{RawClient, berthctl, berthctl_code};
 use berth_tests::daemon::Registry;
 use berth_tests::process::Proc;
 use berth_tests::{require, wait};
 use serde_json::{Value, json};
-
-fn berthctl(registry: &Registry, args: &[&str]) -> Run {
-    run(Command::new(berth_tests::workspace_binary("berthctl"))
-        .arg("--runtime-dir")
-        .arg(registry.runtime_dir())
-        .args(args)
-        .stdin(Stdio::null()))
-}
-
-/// Its exit code.
-fn code(registry: &Registry, args: &[&str]) -> (i32, String) {
-    let output = Command::new(berth_tests::workspace_binary("berthctl"))
-        .arg("--runtime-dir")
-        .arg(registry.runtime_dir())
-        .args(args)
-        .output()
-        .expect("berthctl runs");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code().unwrap_or(-1), stderr)
-}
 
 fn register(registry: &Registry, name: &str, leader: &Proc) {
     let reply = RawClient::connect(&registry.socket()).method(
@@ -108,16 +88,16 @@ fn errors_have_messages_and_exit_codes() {
     let leader = Proc::sleeper();
     register(&registry, "demo", &leader);
 
-    let (status, stderr) = code(&registry, &["status", "nope"]);
+    let (status, stderr) = berthctl_code(&registry, &["status", "nope"]);
     assert_eq!(status, 4, "{stderr}");
     assert!(stderr.contains("No machine 'nope' known"), "{stderr}");
-    let (status, stderr) = code(&registry, &["kill", "--signal=NOPE", "demo"]);
+    let (status, stderr) = berthctl_code(&registry, &["kill", "--signal=NOPE", "demo"]);
     assert_eq!(status, 1, "{stderr}");
     assert!(stderr.contains("InvalidParameter"), "{stderr}");
-    let (status, stderr) = code(&registry, &["poweroff", "demo"]);
+    let (status, stderr) = berthctl_code(&registry, &["poweroff", "demo"]);
     assert_eq!(status, 1, "{stderr}");
     assert!(stderr.contains("has no control address"), "{stderr}");
-    let (status, _) = code(&registry, &["frobnicate"]);
+    let (status, _) = berthctl_code(&registry, &["frobnicate"]);
     assert_eq!(status, 2);
 
     let gone = Command::new(berth_tests::workspace_binary("berthctl"))

@@ -6,23 +6,10 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
-use berth_tests::clients::{Run, run};
+use berth_tests::clients::{Run, berthctl, berthctl_command, run};
 use berth_tests::container::{ALICE, Container};
 use berth_tests::daemon::Registry;
 use berth_tests::require;
-
-fn berthctl_command(registry: &Registry, args: &[&str]) -> Command {
-    let mut command = Command::new(berth_tests::workspace_binary("berthctl"));
-    command
-        .arg("--runtime-dir")
-        .arg(registry.runtime_dir())
-        .args(args);
-    command
-}
-
-fn berthctl(registry: &Registry, args: &[&str]) -> Run {
-    run(berthctl_command(registry, args).stdin(Stdio::null()))
-}
 
 /// `berthctl ARGS` with `input` on its standard input (a pipe, not a terminal).
 fn berthctl_with_input(registry: &Registry, args: &[&str], input: &str) -> Run {

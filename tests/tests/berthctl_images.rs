@@ -3,30 +3,13 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use berth_tests::clients::{Run, run};
+use berth_tests::clients::{berthctl, berthctl_code};
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::require;
 
-fn berthctl(registry: &Registry, args: &[&str]) -> Run {
-    run(Command::new(berth_tests::workspace_binary("berthctl"))
-        .arg("--runtime-dir")
-        .arg(registry.runtime_dir())
-        .args(args)
-        .stdin(Stdio::null()))
-}
-
 fn exit_code(registry: &Registry, args: &[&str]) -> i32 {
-    Command::new(berth_tests::workspace_binary("berthctl"))
-        .arg("--runtime-dir")
-        .arg(registry.runtime_dir())
-        .args(args)
-        .output()
-        .unwrap()
-        .status
-        .code()
-        .unwrap_or(-1)
+    berthctl_code(registry, args).0
 }
 
 fn pool(dir: &Path) -> Registry {
