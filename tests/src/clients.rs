@@ -175,27 +175,3 @@ pub async fn assert_serves_idl_files(socket: &Path, interfaces: &[&str]) {
         assert_eq!(description.parse().unwrap(), expected, "{name}");
     }
 }
-
-/// `berthctl --runtime-dir DIR ARGS…` for `registry`, to be run.
-pub fn berthctl_command(registry: &crate::daemon::Registry, args: &[&str]) -> Command {
-    let mut command = Command::new(crate::workspace_binary("berthctl"));
-    command
-        .arg("--runtime-dir")
-        .arg(registry.runtime_dir())
-        .args(args);
-    command
-}
-
-/// `berthctl --runtime-dir DIR ARGS…` for `registry`, standard input closed.
-pub fn berthctl(registry: &crate::daemon::Registry, args: &[&str]) -> Run {
-    run(berthctl_command(registry, args).stdin(std::process::Stdio::null()))
-}
-
-/// Its exit code and standard error.
-pub fn berthctl_code(registry: &crate::daemon::Registry, args: &[&str]) -> (i32, String) {
-    let output = berthctl_command(registry, args)
-        .output()
-        .expect("berthctl runs");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code().unwrap_or(-1), stderr)
-}

@@ -8,6 +8,9 @@
 //! * [`process`]: helper processes (leaders, supervisors) in their own process groups.
 //! * [`supervise`]: `supervise` under test, event streams, delegated cgroups.
 //! * [`clients`]: `varlinkctl` 257, python `varlink` and raw sockets.
+//! * [`berthctl`]: `berthctl` run against a registry under test.
+//! * [`container`]: a real container (user, mount, PID, network namespaces and a root of its
+//!   own) for the tests that go into machines.
 //! * [`machined257`]: the real systemd-machined 257 from the trixie chroot, for benchmarks
 //!   that compare, and leaders in the scope cgroups it needs.
 //! * [`nss`]: the NSS module installed for real clients inside private mount namespaces.
@@ -18,6 +21,7 @@
 //!   `BERTH_TESTS_REQUIRE_ALL=1` (CI) says everything must run.
 #![forbid(unsafe_code)]
 
+pub mod berthctl;
 pub mod bridge;
 pub mod clients;
 pub mod container;

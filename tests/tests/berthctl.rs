@@ -4,7 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use berth_tests::clients::{RawClient, berthctl, berthctl_code};
+use berth_tests::berthctl::{berthctl, berthctl_code};
+use berth_tests::clients::RawClient;
 use berth_tests::daemon::Registry;
 use berth_tests::process::Proc;
 use berth_tests::{require, wait};

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 
-use berth_tests::clients::{Run, berthctl, berthctl_command, run};
+use berth_tests::berthctl::{berthctl, berthctl_command};
+use berth_tests::clients::{Run, run};
 use berth_tests::container::{ALICE, Container};
 use berth_tests::daemon::Registry;
 use berth_tests::require;

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use berth_tests::clients::{berthctl, berthctl_code};
+use berth_tests::berthctl::{berthctl, berthctl_code};
 use berth_tests::daemon::{Options, Registry};
 use berth_tests::require;
 
