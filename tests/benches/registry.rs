@@ -17,6 +17,8 @@ use berth_tests::daemon::{Options, Registry};
 use berth_tests::machines::{by_name, container};
 use berth_tests::process::Proc;
 
+#[path = "registry/floor.rs"]
+mod floor;
 #[path = "registry/images.rs"]
 mod images;
 #[path = "registry/pairs.rs"]

@@ -22,6 +22,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use berth_tests::daemon::{Options, Registry};
+
+use crate::floor::Floor;
 use berth_tests::machined257::{self, Machined257, ScopeSlice};
 use berth_tests::process::Proc;
 use berth_tests::wait;
@@ -42,7 +44,8 @@ const TRACED_PAIRS: usize = 500;
 struct Target {
     name: &'static str,
     socket: PathBuf,
-    pid: u32,
+    /// The process to count system calls of (the floor runs inside the benchmark).
+    pid: Option<u32>,
 }
 
 /// What one configuration measured, over all rounds.
@@ -105,15 +108,21 @@ pub fn run() {
     let mut targets = vec![Target {
         name: "Berth",
         socket: berth.socket(),
-        pid: berth.pid(),
+        pid: Some(berth.pid()),
     }];
     if let Some(machined) = &machined {
         targets.push(Target {
             name: "machined 257",
             socket: machined.socket(),
-            pid: machined.pid(),
+            pid: Some(machined.pid()),
         });
     }
+    let floor = Floor::start();
+    targets.push(Target {
+        name: "floor",
+        socket: floor.socket(),
+        pid: None,
+    });
     let load_before = load_average();
     let floors: Vec<Duration> = targets.iter().map(round_trip_floor).collect();
     let figures = measure(&targets, &pids);
@@ -290,19 +299,18 @@ fn wait_readable(stream: &UnixStream) {
 /// The service's system calls per pair, from `strace -c -f` over a short run on one
 /// connection; `None` without strace.
 fn syscalls_per_pair(target: &Target, leaders: &[u32]) -> Option<f64> {
+    let pid = target.pid?;
     let output = tempfile::NamedTempFile::new().expect("temp file");
     let mut strace = Command::new("strace")
         .args(["-c", "-f", "-q", "-o"])
         .arg(output.path())
         .arg("-p")
-        .arg(target.pid.to_string())
+        .arg(pid.to_string())
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    wait::until("strace to attach to every thread", || {
-        traced_threads(target.pid)
-    });
+    wait::until("strace to attach to every thread", || traced_threads(pid));
     drive(target, leaders, 1, TRACED_PAIRS, "strace");
     let pid = rustix::process::Pid::from_raw(strace.id() as i32).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
@@ -370,21 +378,35 @@ fn print_table(targets: &[Target], figures: &[Vec<Figures>], syscalls: &[Option<
                 f.busy,
             );
         }
-        if let [berth, real] = &figures[c][..] {
-            println!(
-                "{:<13}{:<14}{:>9.2}x{:>15.2}x{:>9.2}x",
-                "",
-                "Berth/257",
-                berth.rate() / real.rate(),
-                micros(percentile(&real.register, 0.5)) / micros(percentile(&berth.register, 0.5)),
-                micros(percentile(&real.register, 0.99))
-                    / micros(percentile(&berth.register, 0.99)),
-            );
+        let of = |name: &str| {
+            let t = targets.iter().position(|t| t.name == name)?;
+            Some(&figures[c][t])
+        };
+        for (label, fast, slow) in [
+            ("Berth/257", "Berth", "machined 257"),
+            ("floor/257", "floor", "machined 257"),
+            ("Berth/floor", "Berth", "floor"),
+        ] {
+            if let (Some(fast), Some(slow)) = (of(fast), of(slow)) {
+                print_ratios(label, fast, slow);
+            }
         }
     }
     println!(
-        "(ratios: pairs/s Berth over machined, latencies machined over Berth: above 1 is Berth faster; \
-         busy: Registers refused while machined had not yet freed the leader's machine of the \
+        "(ratios A/B: pairs/s A over B, latencies B over A: above 1 is A faster; floor: only the \
+         system calls compatibility and durability require, see registry/floor.rs; busy: Registers refused while machined had not yet freed the leader's machine of the \
          previous round, retried and timed with the retries)"
+    );
+}
+
+/// One line of ratios between two services' figures.
+fn print_ratios(label: &str, fast: &Figures, slow: &Figures) {
+    let latency = |f: &Figures, p| micros(percentile(&f.register, p));
+    println!(
+        "{:<13}{label:<14}{:>9.2}x{:>15.2}x{:>9.2}x",
+        "",
+        fast.rate() / slow.rate(),
+        latency(slow, 0.5) / latency(fast, 0.5),
+        latency(slow, 0.99) / latency(fast, 0.99),
     );
 }
