@@ -15,18 +15,17 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_interfaces::hosts::{HostEntry, LOCK_FILE};
 use berth_interfaces::machine::{Address, MachineClass};
 use berth_interfaces::registry::ResolveHostReply;
-use berth_os::socket::create_dir_all_with_mode;
 use berth_os::sys::{self, OfdLock};
 
+use crate::atomic_dir::AtomicDir;
 use crate::machine::Machine;
 use crate::network::Observed;
-use crate::state_file;
 
 /// The `ResolveHost` reply for `machine`: addresses for a container only.
 pub fn reply(machine: &Machine, addresses: Option<Vec<Address>>) -> ResolveHostReply {
@@ -57,7 +56,7 @@ const ASK_TEMPLATE: &str = ".ask";
 /// The table's directory and the registry's hold on it.
 #[derive(Debug)]
 pub struct HostTable {
-    dir: PathBuf,
+    dir: AtomicDir,
     lock: Mutex<Vouching>,
 }
 
@@ -76,7 +75,7 @@ impl HostTable {
     /// The directory, the lock file or the template cannot be made, or an old entry cannot be
     /// removed.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        create_dir_all_with_mode(dir, 0o755)?;
+        let table = AtomicDir::open(dir)?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -88,12 +87,12 @@ impl HostTable {
         for old in fs::read_dir(dir)? {
             let old = old?.file_name();
             if old != LOCK_FILE {
-                state_file::remove(dir, &old.to_string_lossy())?;
+                table.remove(&old.to_string_lossy())?;
             }
         }
-        state_file::write_atomic(dir, ASK_TEMPLATE, &entry_text(&HostEntry::Ask)?)?;
+        table.write_atomic(ASK_TEMPLATE, &entry_text(&HostEntry::Ask)?)?;
         Ok(Self {
-            dir: dir.to_owned(),
+            dir: table,
             lock: Mutex::new(Vouching {
                 file,
                 failed: false,
@@ -103,20 +102,18 @@ impl HostTable {
 
     /// Writes `entry` as `name`'s.
     pub fn put(&self, name: &str, entry: &HostEntry) {
-        let linked = *entry == HostEntry::Ask
-            && fs::hard_link(self.dir.join(ASK_TEMPLATE), self.dir.join(name)).is_ok();
+        let linked = *entry == HostEntry::Ask && self.dir.hard_link(ASK_TEMPLATE, name).is_ok();
         if linked {
             return;
         }
         // Replacing an entry, or no link possible (such as past a file system's link limit).
-        let result =
-            entry_text(entry).and_then(|text| state_file::write_atomic(&self.dir, name, &text));
+        let result = entry_text(entry).and_then(|text| self.dir.write_atomic(name, &text));
         self.check(name, result);
     }
 
     /// Removes `name`'s entry.
     pub fn remove(&self, name: &str) {
-        self.check(name, state_file::remove(&self.dir, name));
+        self.check(name, self.dir.remove(name));
     }
 
     fn check(&self, name: &str, result: io::Result<()>) {
@@ -183,7 +180,7 @@ mod tests {
     impl HostTable {
         /// Whether the table's lock is held, as readers see it.
         fn vouched(&self) -> bool {
-            let probe = File::open(self.dir.join(LOCK_FILE));
+            let probe = File::open(self.dir.path().join(LOCK_FILE));
             probe.is_ok_and(|probe| sys::ofd_lock(probe.as_fd(), OfdLock::Read, false).is_err())
         }
     }

@@ -20,6 +20,7 @@
 //! * [`config`] is the command line; `main.rs` wires sockets, logging and signals.
 #![forbid(unsafe_code)]
 
+pub mod atomic_dir;
 pub mod cgroup;
 pub mod config;
 pub mod control;

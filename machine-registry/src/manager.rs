@@ -18,6 +18,7 @@ use berth_os::process::ProcessRef;
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
+use crate::atomic_dir::AtomicDir;
 use crate::cgroup::CgroupRoot;
 use crate::hosts::{self, HostTable};
 use crate::idmap::UserNamespace;
@@ -141,6 +142,8 @@ pub struct Registry {
     boot_id: String,
     host: Option<Arc<Machine>>,
     host_table: Option<Arc<HostTable>>,
+    /// The state directory (`config.state_dir`), held open.
+    state_dir: AtomicDir,
     leaders: LeaderWatch,
     state: Mutex<State>,
     events: broadcast::Sender<RegistryEvent>,
@@ -156,7 +159,7 @@ impl Registry {
     /// # Panics
     /// Outside a tokio runtime.
     pub fn new(config: RegistryConfig) -> io::Result<Arc<Self>> {
-        state_file_dir(&config.state_dir)?;
+        let state_dir = AtomicDir::open(&config.state_dir)?;
         let host = config
             .host_machine
             .then(host_machine)
@@ -172,6 +175,7 @@ impl Registry {
             boot_id: proc::boot_id()?,
             host,
             host_table,
+            state_dir,
             leaders: LeaderWatch::new()?,
             state: Mutex::new(State::default()),
             events,
@@ -189,6 +193,11 @@ impl Registry {
     /// The configuration.
     pub fn config(&self) -> &RegistryConfig {
         &self.config
+    }
+
+    /// The state directory, held open.
+    pub fn state_dir(&self) -> &AtomicDir {
+        &self.state_dir
     }
 
     /// This boot's ID (32 hex digits), as `ProcessId.bootId` reports it.
@@ -359,7 +368,7 @@ impl Registry {
         self.leaders.remove(machine.leader.fd().as_fd());
         self.forget(machine);
         if let (true, Some(unit)) = (unit_link, &machine.unit) {
-            let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
+            let _ = self.state_dir.remove(&unit_link_name(unit));
         }
     }
 
@@ -403,17 +412,13 @@ impl Registry {
     }
 
     fn save(&self, machine: &Machine, unit_link: bool) -> io::Result<()> {
-        let dir = &self.config.state_dir;
-        state_file::write_atomic(
-            dir,
-            &machine.name,
-            &state_file::format(&machine.state_entries()),
-        )?;
+        let dir = &self.state_dir;
+        dir.write_atomic(&machine.name, &state_file::format(&machine.state_entries()))?;
         if let (true, Some(unit)) = (unit_link, &machine.unit)
-            && let Err(error) = link_unit(dir, unit, &machine.name)
+            && let Err(error) = dir.symlink(&machine.name, &unit_link_name(unit))
         {
             // No machine half saved: the state file goes with the failed link.
-            let _ = state_file::remove(dir, &machine.name);
+            let _ = dir.remove(&machine.name);
             return Err(error);
         }
         Ok(())
@@ -459,7 +464,7 @@ impl Registry {
             return None;
         }
         if let Some(unit) = state.index.remove(&machine) {
-            let _ = std::fs::remove_file(self.config.state_dir.join(format!("unit:{unit}")));
+            let _ = self.state_dir.remove(&unit_link_name(&unit));
         }
         self.leaders.remove(machine.leader.fd().as_fd());
         let registration = state.registrations.remove(&machine.instance);
@@ -479,7 +484,7 @@ impl Registry {
     }
 
     fn forget(&self, machine: &Machine) {
-        if let Err(error) = state_file::remove(&self.config.state_dir, &machine.name) {
+        if let Err(error) = self.state_dir.remove(&machine.name) {
             tracing::warn!(machine = %machine.name, %error, "Cannot remove state file, ignoring");
         }
     }
@@ -597,21 +602,10 @@ fn open_host_table(dir: &std::path::Path) -> Option<Arc<HostTable>> {
     }
 }
 
-fn state_file_dir(dir: &std::path::Path) -> io::Result<()> {
-    berth_os::socket::create_dir_all_with_mode(dir, 0o755)
-}
-
-/// Points `dir/unit:UNIT` at the state file `name` (machined's index of machines by unit),
-/// replacing a stale link.
-fn link_unit(dir: &std::path::Path, unit: &str, name: &str) -> io::Result<()> {
-    let link = dir.join(format!("unit:{unit}"));
-    match std::os::unix::fs::symlink(name, &link) {
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(name, &link)
-        }
-        other => other,
-    }
+/// The name of machined's index of machines by unit: `unit:UNIT`, a symbolic link to the state
+/// file of the machine that owns the unit.
+fn unit_link_name(unit: &str) -> String {
+    format!("unit:{unit}")
 }
 
 /// After a machine left: its own cgroup goes, killed first if the machine ended.

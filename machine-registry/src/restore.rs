@@ -38,7 +38,7 @@ pub fn restore(registry: &Arc<Registry>) -> RestoreReport {
         };
         if file.starts_with("unit:") || file.starts_with(".#") {
             // Links are made again for restored machines; temporaries are leftovers of a crash.
-            let _ = fs::remove_file(entry.path());
+            let _ = registry.state_dir().remove(&file);
             continue;
         }
         if !names::is_valid_machine_name(&file) {
@@ -48,7 +48,7 @@ pub fn restore(registry: &Arc<Registry>) -> RestoreReport {
             Ok(()) => report.restored += 1,
             Err(reason) => {
                 tracing::info!(machine = %file, %reason, "Dropping saved machine");
-                let _ = state_file::remove(&dir, &file);
+                let _ = registry.state_dir().remove(&file);
                 report.dropped += 1;
             }
         }

@@ -1,4 +1,5 @@
-//! Machine state files: machined's environment-file format, written atomically.
+//! Machine state files: machined's environment-file format (written atomically by
+//! [`AtomicDir`](crate::atomic_dir::AtomicDir)).
 //!
 //! `/run/systemd/machines/NAME` is read by libsystemd (`sd_machine_get_class()`,
 //! `sd_machine_get_ifindices()`, `sd_get_machine_names()`), so the format follows
@@ -7,10 +8,6 @@
 //! backslash-escaped.
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 const HEADER: &str = "# This is private data. Do not parse.\n";
 
@@ -142,36 +139,6 @@ fn is_blank(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r')
 }
 
-/// Writes `contents` to `dir/name` atomically (temporary file, then rename), mode 0644 (the
-/// registry runs with umask 0022).
-///
-/// Not synced: the files live on tmpfs (`/run`), where a sync does nothing a reader could
-/// tell, and what is written is in the page cache before this returns, so it survives the
-/// registry being killed (systemd-machined does not sync them either).
-///
-/// # Errors
-/// Creating, writing or renaming the file failed; no partial file is left behind.
-pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> io::Result<()> {
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".#{name}"))
-        .permissions(fs::Permissions::from_mode(0o644))
-        .tempfile_in(dir)?;
-    temp.write_all(contents.as_bytes())?;
-    temp.persist(dir.join(name)).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Removes `dir/name`; a file that is already gone is fine.
-///
-/// # Errors
-/// Removal failed for another reason.
-pub fn remove(dir: &Path, name: &str) -> io::Result<()> {
-    match fs::remove_file(dir.join(name)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,16 +189,5 @@ mod tests {
             (&*parsed["A"], &*parsed["B"], &*parsed["C"], &*parsed["D"]),
             ("x", "y ", "z ", "w\n")
         );
-    }
-
-    #[test]
-    fn atomic_writes_replace_and_leave_no_temporaries() {
-        let dir = tempfile::tempdir().unwrap();
-        write_atomic(dir.path(), "m", "A=1\n").unwrap();
-        write_atomic(dir.path(), "m", "A=2\n").unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("m")).unwrap(), "A=2\n");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-        remove(dir.path(), "m").unwrap();
-        remove(dir.path(), "m").unwrap();
     }
 }

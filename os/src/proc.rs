@@ -16,6 +16,20 @@ use std::path::Path;
 /// # Errors
 /// The file cannot be opened or read, or is not UTF-8.
 pub fn read_small(path: impl AsRef<Path>) -> io::Result<String> {
+    read_whole(path.as_ref(), false)
+}
+
+/// Reads a file the kernel writes with one `show` call (`single_open`: `/proc/PID/cgroup`,
+/// `stat`, `status`). Such a file comes whole in the first read when the buffer has room for
+/// it, so a read that leaves room is its end: open, read, close.
+///
+/// # Errors
+/// As [`read_small`].
+pub fn read_single_record(path: impl AsRef<Path>) -> io::Result<String> {
+    read_whole(path.as_ref(), true)
+}
+
+fn read_whole(path: &Path, short_read_ends: bool) -> io::Result<String> {
     let mut file = fs::File::open(path)?;
     let mut text = vec![0; 4096];
     let mut len = 0;
@@ -23,8 +37,13 @@ pub fn read_small(path: impl AsRef<Path>) -> io::Result<String> {
         if len == text.len() {
             text.resize(2 * len, 0);
         }
+        let room = text.len() - len;
         match file.read(&mut text[len..]) {
             Ok(0) => break,
+            Ok(read) if short_read_ends && read < room => {
+                len += read;
+                break;
+            }
             Ok(read) => len += read,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -49,7 +68,7 @@ pub fn boot_id() -> io::Result<String> {
 /// # Errors
 /// The process is gone or `/proc` is unreadable.
 pub fn real_uid(pid: u32) -> io::Result<u32> {
-    let status = read_small(format!("/proc/{pid}/status"))?;
+    let status = read_single_record(format!("/proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("Uid:"))
@@ -60,7 +79,7 @@ pub fn real_uid(pid: u32) -> io::Result<u32> {
 
 /// The parent PID of `pid`, from `/proc/PID/stat`.
 pub fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = read_small(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_single_record(format!("/proc/{pid}/stat")).ok()?;
     parse_stat_ppid(&stat)
 }
 
@@ -78,7 +97,7 @@ pub fn cgroup_path(pid: u32) -> Option<String> {
         0 => "/proc/self/cgroup".to_owned(),
         pid => format!("/proc/{pid}/cgroup"),
     };
-    let cgroups = read_small(file).ok()?;
+    let cgroups = read_single_record(file).ok()?;
     cgroups
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
@@ -165,6 +184,19 @@ mod tests {
         assert_eq!(read_small(dir.path().join("long")).unwrap(), long);
         let status = read_small("/proc/self/status").unwrap();
         assert!(status.starts_with("Name:") && status.ends_with('\n'));
+    }
+
+    #[test]
+    fn single_records_are_read_whole_in_fewer_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(10_000);
+        std::fs::write(dir.path().join("long"), &long).unwrap();
+        assert_eq!(read_single_record(dir.path().join("long")).unwrap(), long);
+        let status = read_single_record("/proc/self/status").unwrap();
+        assert!(status.starts_with("Name:") && status.ends_with("\n"));
+        assert!(status.contains("\nnonvoluntary_ctxt_switches:"), "{status}");
+        let cgroups = read_single_record("/proc/self/cgroup").unwrap();
+        assert_eq!(cgroups, read_small("/proc/self/cgroup").unwrap());
     }
 
     #[test]
