@@ -30,6 +30,7 @@ pub mod error;
 pub mod hosts;
 pub mod idmap;
 pub mod images;
+pub mod in_flight;
 pub mod index;
 pub mod kill;
 pub mod lifecycle;

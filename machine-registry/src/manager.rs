@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use berth_interfaces::machine::{Address, MachineClass};
 use berth_os::proc;
@@ -22,6 +22,7 @@ use crate::atomic_dir::AtomicDir;
 use crate::cgroup::CgroupRoot;
 use crate::hosts::{self, HostTable};
 use crate::idmap::UserNamespace;
+use crate::in_flight::{Claim, InFlight};
 use crate::index::Index;
 use crate::lifecycle::{self, LeaderWatch, Registrations};
 use crate::machine::Machine;
@@ -125,6 +126,11 @@ pub enum CgroupPlan {
 #[derive(Debug, Default)]
 struct State {
     index: Index,
+    /// Registrations and removals writing their files outside the lock.
+    in_flight: InFlight,
+    /// Changes waiting for one in flight to end (only then is the end signalled: a signal
+    /// nobody waits for still costs a system call).
+    waiting: usize,
     /// Every registration (by instance): its name and the tasks watching it.
     registrations: HashMap<u64, Registration>,
 }
@@ -146,6 +152,8 @@ pub struct Registry {
     state_dir: AtomicDir,
     leaders: LeaderWatch,
     state: Mutex<State>,
+    /// Signalled whenever a change in flight ends.
+    settled: Condvar,
     events: broadcast::Sender<RegistryEvent>,
     next_instance: AtomicU64,
 }
@@ -178,6 +186,7 @@ impl Registry {
             state_dir,
             leaders: LeaderWatch::new()?,
             state: Mutex::new(State::default()),
+            settled: Condvar::new(),
             events,
             next_instance: AtomicU64::new(1),
         });
@@ -315,18 +324,9 @@ impl Registry {
         if let (CgroupPlan::Adopt(name), Some(root)) = (cgroup, &self.config.cgroup_root) {
             machine.cgroup = root.adopt(name, machine.leader.pid());
         }
-        let mut state = self.lock();
-        self.check_room(&state, &machine, privileged)?;
-        machine.instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
-        if *cgroup == CgroupPlan::Allocate {
-            self.allocate_cgroup(&mut machine)?;
-        }
-        let machine = Arc::new(machine);
-        let unit_link = machine.owns_unit()
-            && machine
-                .unit
-                .as_ref()
-                .is_some_and(|unit| !state.index.has_unit(unit));
+        let (machine, claim) = self.claim_registration(machine, cgroup, privileged)?;
+        let unit_link = claim.unit.is_some();
+        // The files are written outside the lock; the claim keeps their name, leader and unit.
         let persisted = self.persist(&machine, unit_link).and_then(|()| {
             // The watch is armed: a leader gone from here on ends the machine as usual. One that
             // is gone already (a zombie) must not be answered with success.
@@ -336,19 +336,66 @@ impl Registry {
             self.unpersist(&machine, unit_link);
             Err(RegistryError::LeaderExited)
         });
+        if persisted.is_ok()
+            && let Some(table) = &self.host_table
+        {
+            table.put(&machine.name, &hosts::entry(&machine, Observed::Unknown));
+        }
+        let mut state = self.lock();
+        self.release(&mut state, &claim);
         if let Err(error) = persisted {
+            drop(state);
             if *cgroup == CgroupPlan::Allocate {
                 release_cgroup(&machine, Removal::Ended);
             }
             return Err(error);
         }
         state.index.insert(&machine, unit_link);
-        if let Some(table) = &self.host_table {
-            table.put(&machine.name, &hosts::entry(&machine, Observed::Unknown));
-        }
         self.watch(&mut state, &machine);
         let _ = self.events.send(RegistryEvent::Added(Arc::clone(&machine)));
         Ok(machine)
+    }
+
+    /// Decides under the lock whether `machine` may be added (waiting for changes in flight
+    /// to its name, leader or unit), makes its cgroup if asked, and claims what its files
+    /// will name. The claim's unit is set when the machine gets its unit's `unit:` link.
+    fn claim_registration(
+        &self,
+        mut machine: Machine,
+        cgroup: &CgroupPlan,
+        privileged: bool,
+    ) -> Result<(Arc<Machine>, Claim), RegistryError> {
+        let mut state = self.lock();
+        let leader = machine.leader.pid();
+        while state
+            .in_flight
+            .conflicts(&machine.name, Some(leader), machine.unit.as_deref())
+        {
+            state.waiting += 1;
+            state = self
+                .settled
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
+        }
+        self.check_room(&state, &machine, privileged)?;
+        machine.instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        if *cgroup == CgroupPlan::Allocate {
+            self.allocate_cgroup(&mut machine)?;
+        }
+        let unit_link = machine.owns_unit()
+            && machine
+                .unit
+                .as_ref()
+                .is_some_and(|unit| !state.index.has_unit(unit));
+        let claim = Claim {
+            name: machine.name.clone(),
+            leader: Some(leader),
+            unit: machine.unit.clone().filter(|_| unit_link),
+            registering_uid: Some(machine.uid),
+        };
+        state.in_flight.claim(&claim);
+        Ok((Arc::new(machine), claim))
     }
 
     /// Watches the leader and saves the state file; undoes the first if the second fails.
@@ -386,10 +433,11 @@ impl Registry {
         if other.is_some_and(|other| other.leader.is_alive()) {
             return Err(RegistryError::LeaderTaken(leader));
         }
-        if state.index.len() >= self.config.max_machines {
+        if state.index.len() + state.in_flight.registrations() >= self.config.max_machines {
             return Err(RegistryError::Full);
         }
-        let mine = state.index.count_of_user(machine.uid);
+        let mine =
+            state.index.count_of_user(machine.uid) + state.in_flight.registrations_of(machine.uid);
         if !privileged && mine >= self.config.max_machines_per_user {
             return Err(RegistryError::UserQuota(machine.uid));
         }
@@ -463,24 +511,43 @@ impl Registry {
         if instance.is_some_and(|i| i != machine.instance) {
             return None;
         }
-        if let Some(unit) = state.index.remove(&machine) {
-            let _ = self.state_dir.remove(&unit_link_name(&unit));
-        }
-        self.leaders.remove(machine.leader.fd().as_fd());
+        let owned_unit = state.index.remove(&machine);
         let registration = state.registrations.remove(&machine.instance);
         for watcher in registration.into_iter().flat_map(|r| r.watchers) {
             watcher.abort();
         }
-        self.forget(&machine);
-        if let Some(table) = &self.host_table {
-            table.remove(&machine.name);
-        }
+        // Its files are removed outside the lock; the claim keeps a new machine of the same
+        // name, or with the same unit, from writing its own meanwhile.
+        let claim = Claim {
+            name: machine.name.clone(),
+            leader: None,
+            unit: owned_unit,
+            registering_uid: None,
+        };
+        state.in_flight.claim(&claim);
         let _ = self
             .events
             .send(RegistryEvent::Removed(Arc::clone(&machine)));
         drop(state);
+        if let Some(unit) = &claim.unit {
+            let _ = self.state_dir.remove(&unit_link_name(unit));
+        }
+        self.leaders.remove(machine.leader.fd().as_fd());
+        self.forget(&machine);
+        if let Some(table) = &self.host_table {
+            table.remove(&machine.name);
+        }
+        self.release(&mut self.lock(), &claim);
         release_cgroup(&machine, removal);
         Some(machine)
+    }
+
+    /// Ends a change in flight, waking the changes that wait for it.
+    fn release(&self, state: &mut State, claim: &Claim) {
+        state.in_flight.release(claim);
+        if state.waiting > 0 {
+            self.settled.notify_all();
+        }
     }
 
     fn forget(&self, machine: &Machine) {
