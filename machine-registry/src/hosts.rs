@@ -1,8 +1,11 @@
 //! The host table the registry publishes for the NSS module (the layout and its rules are in
 //! `berth_interfaces::hosts`).
 //!
-//! Every entry is written while the registry is locked, together with the change it reflects,
-//! so the table never says more than the registry knows. The registry vouches for the table
+//! An entry is written with the change it reflects and before that change is answered: a new
+//! machine's "ask" entry just before it enters the registry's index, a leaving machine's entry
+//! removed just after it left (a lookup in between is one ordered before the change), entries
+//! for changed addresses under the registry's lock, so the table never outlives what the
+//! registry knows. The registry vouches for the table
 //! (takes the write lock of its lock file) only once the machines of the previous run are
 //! back; if an entry cannot be written, it stops vouching for good and readers ask it again.
 //!

@@ -146,6 +146,11 @@ impl ScopeSlice {
         Self { path }
     }
 
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Makes `machine-NAME.scope` in the slice and moves `pid` into it.
     ///
     /// # Panics
