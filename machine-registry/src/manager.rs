@@ -325,6 +325,7 @@ impl Registry {
             machine.cgroup = root.adopt(name, machine.leader.pid());
         }
         let (machine, claim) = self.claim_registration(machine, cgroup, privileged)?;
+        let claim = Held::new(self, claim);
         let unit_link = claim.unit.is_some();
         // The files are written outside the lock; the claim keeps their name, leader and unit.
         let persisted = self.persist(&machine, unit_link).and_then(|()| {
@@ -342,7 +343,7 @@ impl Registry {
             table.put(&machine.name, &hosts::entry(&machine, Observed::Unknown));
         }
         let mut state = self.lock();
-        self.release(&mut state, &claim);
+        claim.release(&mut state);
         if let Err(error) = persisted {
             drop(state);
             if *cgroup == CgroupPlan::Allocate {
@@ -525,6 +526,7 @@ impl Registry {
             registering_uid: None,
         };
         state.in_flight.claim(&claim);
+        let claim = Held::new(self, claim);
         let _ = self
             .events
             .send(RegistryEvent::Removed(Arc::clone(&machine)));
@@ -537,17 +539,9 @@ impl Registry {
         if let Some(table) = &self.host_table {
             table.remove(&machine.name);
         }
-        self.release(&mut self.lock(), &claim);
+        claim.release(&mut self.lock());
         release_cgroup(&machine, removal);
         Some(machine)
-    }
-
-    /// Ends a change in flight, waking the changes that wait for it.
-    fn release(&self, state: &mut State, claim: &Claim) {
-        state.in_flight.release(claim);
-        if state.waiting > 0 {
-            self.settled.notify_all();
-        }
     }
 
     fn forget(&self, machine: &Machine) {
@@ -725,4 +719,103 @@ fn host_machine() -> io::Result<Machine> {
         uid: 0,
         stopping: false,
     })
+}
+
+/// A claim in [`InFlight`], ended by [`Held::release`] under the lock the change commits with,
+/// or else when dropped (a panic on the way must not leave a name claimed for good: every
+/// later change of it would wait forever).
+struct Held<'a> {
+    registry: &'a Registry,
+    claim: Claim,
+    released: bool,
+}
+
+impl<'a> Held<'a> {
+    fn new(registry: &'a Registry, claim: Claim) -> Self {
+        Self {
+            registry,
+            claim,
+            released: false,
+        }
+    }
+
+    /// Ends the claim, waking the changes that wait for it (a signal nobody waits for would
+    /// still cost a system call).
+    fn release(mut self, state: &mut State) {
+        self.release_in(state);
+    }
+
+    fn release_in(&mut self, state: &mut State) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
+        state.in_flight.release(&self.claim);
+        if state.waiting > 0 {
+            self.registry.settled.notify_all();
+        }
+    }
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = Claim;
+
+    fn deref(&self) -> &Claim {
+        &self.claim
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let registry = self.registry;
+            self.release_in(&mut registry.lock());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_claim_dropped_by_a_panic_is_released_and_wakes_its_waiters() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(RegistryConfig {
+            state_dir: dir.path().join("machines"),
+            host_table: None,
+            cgroup_root: None,
+            host_machine: false,
+            max_machines: 8,
+            max_machines_per_user: 8,
+            terminate_timeout: std::time::Duration::from_secs(1),
+        })
+        .unwrap();
+        let claim = Claim {
+            name: "x".to_owned(),
+            leader: Some(10),
+            unit: Some("x.scope".to_owned()),
+            registering_uid: Some(1000),
+        };
+        registry.lock().in_flight.claim(&claim);
+        let waiter = {
+            let registry = Arc::clone(&registry);
+            std::thread::spawn(move || {
+                let mut state = registry.lock();
+                while state.in_flight.conflicts("x", None, None) {
+                    state.waiting += 1;
+                    state = registry.settled.wait(state).unwrap();
+                    state.waiting -= 1;
+                }
+            })
+        };
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = Held::new(&registry, claim);
+            panic!("a bug on the way");
+        }));
+        assert!(panicked.is_err());
+        waiter.join().unwrap();
+        let state = registry.lock();
+        assert!(!state.in_flight.conflicts("x", Some(10), Some("x.scope")));
+        assert_eq!(state.in_flight.registrations(), 0);
+    }
 }
