@@ -2,7 +2,8 @@
 //! table entries), held open: every change is made relative to its descriptor, so none walks
 //! the directory's path again, and none lands elsewhere if the path is swapped meanwhile.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,8 +55,8 @@ impl AtomicDir {
     /// # Errors
     /// Creating, writing or renaming the file failed; no partial file is left behind.
     pub fn write_atomic(&self, name: &str, contents: &str) -> io::Result<()> {
-        let (temporary, file) = self.create_temporary(name)?;
-        let written = write_all(&file, contents.as_bytes()).and_then(|()| {
+        let (temporary, mut file) = self.create_temporary(name)?;
+        let written = file.write_all(contents.as_bytes()).and_then(|()| {
             rustix::fs::renameat_with(&self.fd, &temporary, &self.fd, name, RenameFlags::empty())
                 .map_err(io::Error::from)
         });
@@ -66,7 +67,7 @@ impl AtomicDir {
     }
 
     /// A new file `.#NAME.N` open for writing.
-    fn create_temporary(&self, name: &str) -> io::Result<(String, OwnedFd)> {
+    fn create_temporary(&self, name: &str) -> io::Result<(String, File)> {
         loop {
             let n = TEMPORARIES.fetch_add(1, Ordering::Relaxed);
             let temporary = format!(".#{name}.{n:x}");
@@ -77,7 +78,7 @@ impl AtomicDir {
                 Mode::from_raw_mode(0o644),
             );
             match created {
-                Ok(file) => return Ok((temporary, file)),
+                Ok(file) => return Ok((temporary, File::from(file))),
                 Err(Errno::EXIST) => {}
                 Err(error) => return Err(error.into()),
             }
@@ -117,18 +118,6 @@ impl AtomicDir {
             other => Ok(other?),
         }
     }
-}
-
-fn write_all(file: &OwnedFd, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match rustix::io::write(file, bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => bytes = &bytes[written..],
-            Err(Errno::INTR) => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! machine's "ask" entry just before it enters the registry's index, a leaving machine's entry
 //! removed just after it left (a lookup in between is one ordered before the change), entries
 //! for changed addresses under the registry's lock, so the table never outlives what the
-//! registry knows. The registry vouches for the table
-//! (takes the write lock of its lock file) only once the machines of the previous run are
-//! back; if an entry cannot be written, it stops vouching for good and readers ask it again.
+//! registry knows. The registry vouches for the table (takes the write lock of its lock file)
+//! only once the machines of the previous run are back; if an entry cannot be written, it
+//! stops vouching for good and readers ask it again.
 //!
 //! Most entries say "ask" (a container whose addresses nobody looked up yet): each of those is
 //! a hard link of one template file, which costs one `link(2)` instead of writing a file, and

@@ -325,7 +325,6 @@ impl Registry {
             machine.cgroup = root.adopt(name, machine.leader.pid());
         }
         let (machine, claim) = self.claim_registration(machine, cgroup, privileged)?;
-        let claim = Held::new(self, claim);
         let unit_link = claim.unit.is_some();
         // The files are written outside the lock; the claim keeps their name, leader and unit.
         let persisted = self.persist(&machine, unit_link).and_then(|()| {
@@ -365,19 +364,14 @@ impl Registry {
         mut machine: Machine,
         cgroup: &CgroupPlan,
         privileged: bool,
-    ) -> Result<(Arc<Machine>, Claim), RegistryError> {
+    ) -> Result<(Arc<Machine>, Held<'_>), RegistryError> {
         let mut state = self.lock();
         let leader = machine.leader.pid();
         while state
             .in_flight
             .conflicts(&machine.name, Some(leader), machine.unit.as_deref())
         {
-            state.waiting += 1;
-            state = self
-                .settled
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.waiting -= 1;
+            state = self.wait_for_settling(state);
         }
         self.check_room(&state, &machine, privileged)?;
         machine.instance = self.next_instance.fetch_add(1, Ordering::Relaxed);
@@ -395,8 +389,19 @@ impl Registry {
             unit: machine.unit.clone().filter(|_| unit_link),
             registering_uid: Some(machine.uid),
         };
-        state.in_flight.claim(&claim);
+        let claim = Held::take(self, &mut state, claim);
         Ok((Arc::new(machine), claim))
+    }
+
+    /// Waits until a change in flight ends (the lock is released meanwhile).
+    fn wait_for_settling<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        state.waiting += 1;
+        let mut state = self
+            .settled
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner);
+        state.waiting -= 1;
+        state
     }
 
     /// Watches the leader and saves the state file; undoes the first if the second fails.
@@ -525,8 +530,7 @@ impl Registry {
             unit: owned_unit,
             registering_uid: None,
         };
-        state.in_flight.claim(&claim);
-        let claim = Held::new(self, claim);
+        let claim = Held::take(self, &mut state, claim);
         let _ = self
             .events
             .send(RegistryEvent::Removed(Arc::clone(&machine)));
@@ -721,9 +725,9 @@ fn host_machine() -> io::Result<Machine> {
     })
 }
 
-/// A claim in [`InFlight`], ended by [`Held::release`] under the lock the change commits with,
-/// or else when dropped (a panic on the way must not leave a name claimed for good: every
-/// later change of it would wait forever).
+/// A claim in [`InFlight`], taken under the lock and ended by [`Held::release`] under the lock
+/// the change commits with, or else when dropped (a panic on the way must not leave a name
+/// claimed for good: every later change of it would wait forever).
 struct Held<'a> {
     registry: &'a Registry,
     claim: Claim,
@@ -731,7 +735,8 @@ struct Held<'a> {
 }
 
 impl<'a> Held<'a> {
-    fn new(registry: &'a Registry, claim: Claim) -> Self {
+    fn take(registry: &'a Registry, state: &mut State, claim: Claim) -> Self {
+        state.in_flight.claim(&claim);
         Self {
             registry,
             claim,
@@ -796,20 +801,18 @@ mod tests {
             unit: Some("x.scope".to_owned()),
             registering_uid: Some(1000),
         };
-        registry.lock().in_flight.claim(&claim);
+        let held = Held::take(&registry, &mut registry.lock(), claim);
         let waiter = {
             let registry = Arc::clone(&registry);
             std::thread::spawn(move || {
                 let mut state = registry.lock();
                 while state.in_flight.conflicts("x", None, None) {
-                    state.waiting += 1;
-                    state = registry.settled.wait(state).unwrap();
-                    state.waiting -= 1;
+                    state = registry.wait_for_settling(state);
                 }
             })
         };
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _held = Held::new(&registry, claim);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = held;
             panic!("a bug on the way");
         }));
         assert!(panicked.is_err());

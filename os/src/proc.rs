@@ -177,24 +177,18 @@ mod tests {
     }
 
     #[test]
-    fn small_files_are_read_whole() {
+    fn small_files_and_single_records_are_read_whole() {
         let dir = tempfile::tempdir().unwrap();
         let long = "x".repeat(10_000);
         std::fs::write(dir.path().join("long"), &long).unwrap();
-        assert_eq!(read_small(dir.path().join("long")).unwrap(), long);
-        let status = read_small("/proc/self/status").unwrap();
-        assert!(status.starts_with("Name:") && status.ends_with('\n'));
-    }
-
-    #[test]
-    fn single_records_are_read_whole_in_fewer_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let long = "x".repeat(10_000);
-        std::fs::write(dir.path().join("long"), &long).unwrap();
-        assert_eq!(read_single_record(dir.path().join("long")).unwrap(), long);
-        let status = read_single_record("/proc/self/status").unwrap();
-        assert!(status.starts_with("Name:") && status.ends_with("\n"));
-        assert!(status.contains("\nnonvoluntary_ctxt_switches:"), "{status}");
+        let readers: [fn(&Path) -> io::Result<String>; 2] =
+            [|path| read_small(path), |path| read_single_record(path)];
+        for read in readers {
+            assert_eq!(read(&dir.path().join("long")).unwrap(), long);
+            let status = read(Path::new("/proc/self/status")).unwrap();
+            assert!(status.starts_with("Name:") && status.ends_with('\n'));
+            assert!(status.contains("\nnonvoluntary_ctxt_switches:"), "{status}");
+        }
         let cgroups = read_single_record("/proc/self/cgroup").unwrap();
         assert_eq!(cgroups, read_small("/proc/self/cgroup").unwrap());
     }
